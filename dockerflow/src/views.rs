@@ -1,0 +1,121 @@
+//! The endpoints (`/__heartbeat__`, `/__lbheartbeat__`, `/__version__`, and `/__error__` when
+//! enabled) and `configure`, which mounts them.
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use subtle::ConstantTimeEq;
+
+use crate::check::CheckContext;
+use crate::service::{Dockerflow, Inner};
+use crate::version::VersionAnswer;
+
+/// Mounts the Dockerflow endpoints with the settings of the environment.
+///
+/// ```
+/// use actix_web::App;
+///
+/// let app = App::new().configure(dockerflow::configure);
+/// ```
+///
+/// This uses [`Dockerflow::global`]: an invalid setting stops the process with a message
+/// naming it. For settings in code or built-in checks, build a [`Dockerflow`] and call
+/// [`Dockerflow::configure`].
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    Dockerflow::global().configure(cfg);
+}
+
+impl Dockerflow {
+    /// Mounts the endpoints on an app or scope: `App::new().configure(|cfg| df.configure(cfg))`.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let inner = &self.inner;
+        cfg.service(endpoint("/__lbheartbeat__").route(web::get().to(lbheartbeat)).route(web::head().to(lbheartbeat)));
+
+        let df = Arc::clone(inner);
+        let version = move || {
+            let df = Arc::clone(&df);
+            async move { version(df).await }
+        };
+        cfg.service(endpoint("/__version__").route(web::get().to(version.clone())).route(web::head().to(version)));
+
+        let df = Arc::clone(inner);
+        let heartbeat = move |req: HttpRequest| {
+            let df = Arc::clone(&df);
+            async move { heartbeat(df, req).await }
+        };
+        cfg.service(endpoint("/__heartbeat__").route(web::get().to(heartbeat.clone())).route(web::head().to(heartbeat)));
+
+        if inner.config.enable_error_endpoint {
+            cfg.service(endpoint("/__error__").route(web::get().to(error)).route(web::head().to(error)));
+        }
+    }
+}
+
+/// A resource for `path` and `path/`; any method but GET and HEAD is answered 405.
+fn endpoint(path: &str) -> actix_web::Resource {
+    web::resource([path.to_owned(), format!("{path}/")]).default_service(web::to(method_not_allowed))
+}
+
+fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::build(status);
+    builder.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    builder
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    no_store(StatusCode::METHOD_NOT_ALLOWED)
+        .insert_header((header::ALLOW, HeaderValue::from_static("GET, HEAD")))
+        .finish()
+}
+
+/// 200 with an empty body: the process is up. Touches nothing else.
+async fn lbheartbeat() -> HttpResponse {
+    no_store(StatusCode::OK).finish()
+}
+
+async fn version(df: Arc<Inner>) -> HttpResponse {
+    match df.version.answer().await {
+        VersionAnswer::Found(bytes) => no_store(StatusCode::OK)
+            .content_type("application/json")
+            .body(bytes),
+        VersionAnswer::Missing => no_store(StatusCode::NOT_FOUND)
+            .content_type("text/plain; charset=utf-8")
+            .body("version.json not found"),
+        VersionAnswer::Broken(reason) => {
+            tracing::error!(target: "dockerflow::version", error = %reason, "cannot serve /__version__");
+            no_store(StatusCode::INTERNAL_SERVER_ERROR).json(serde_json::json!({ "error": reason }))
+        }
+    }
+}
+
+async fn heartbeat(df: Arc<Inner>, req: HttpRequest) -> HttpResponse {
+    let report = df.runner.report(&CheckContext::new(&req)).await;
+    let failed = report.level() >= df.config.fail_level;
+    df.hooks.fire(&report, failed);
+    let details = df.config.show_details || has_details_token(&df, &req);
+    let status = if failed { df.config.failed_status } else { StatusCode::OK };
+    no_store(status).json(report.to_json(details))
+}
+
+/// `Authorization: Bearer <token>` with the configured token, compared in constant time.
+fn has_details_token(df: &Inner, req: &HttpRequest) -> bool {
+    let Some(expected) = &df.config.details_token else {
+        return false;
+    };
+    let Some(given) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    bool::from(given.ct_eq(expected.as_bytes()))
+}
+
+async fn error() -> HttpResponse {
+    tracing::error!(target: "dockerflow::views", "/__error__ was called: this error is a test of error reporting");
+    no_store(StatusCode::INTERNAL_SERVER_ERROR)
+        .json(serde_json::json!({ "error": "test error from /__error__" }))
+}

@@ -1,0 +1,1 @@
+//! Checks that live in a crate of their own.
