@@ -233,19 +233,41 @@ impl<E: fmt::Display + Send + 'static> IntoCheckOutcome for Result<Vec<CheckMess
 }
 
 /// What a check can see when it is prepared: the app data of the heartbeat request that
-/// started the run.
+/// started the run, and how long the run may take.
 pub struct CheckContext<'a> {
     req: &'a HttpRequest,
+    timeout: Duration,
 }
 
 impl<'a> CheckContext<'a> {
+    /// The context of a heartbeat request; the runner sets each check's timeout.
     pub(crate) fn new(req: &'a HttpRequest) -> Self {
-        CheckContext { req }
+        CheckContext {
+            req,
+            timeout: Duration::from_secs(3),
+        }
+    }
+
+    /// The same request, for a check that may run for `timeout`.
+    pub(crate) fn with_timeout(&self, timeout: Duration) -> Self {
+        CheckContext {
+            req: self.req,
+            timeout,
+        }
     }
 
     /// App data of type `T`, as registered with `App::app_data`.
     pub fn app_data<T: 'static>(&self) -> Option<&'a T> {
         self.req.app_data::<T>()
+    }
+
+    /// How long this run of the check may take before it is reported as timed out
+    /// (`dockerflow.health.E011`): the check's own timeout, else the configured one.
+    ///
+    /// A check that waits on something (a pool, a socket) should give up a little before
+    /// this, so that it can say what it was waiting for.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 }
 

@@ -85,7 +85,10 @@ impl Runner {
         let prepared: Vec<_> = self
             .checks
             .iter()
-            .map(|check| (check.clone(), (check.prepare)(ctx).0))
+            .map(|check| {
+                let timeout = check.timeout.unwrap_or(self.settings.check_timeout);
+                (check.clone(), (check.prepare)(&ctx.with_timeout(timeout)).0)
+            })
             .collect();
         let runner = Arc::clone(self);
         let task = runtime().spawn(async move {
