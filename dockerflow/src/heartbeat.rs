@@ -194,6 +194,18 @@ async fn run_check(check: &Check, prepared: PreparedKind, default_timeout: Durat
     }
 }
 
+/// A check's panic message can carry anything (a connection string, say): the default hook
+/// would print it raw to stderr. On dockerflow's check threads the panic is reported by
+/// [`panicked`] instead, redacted; every other thread keeps the hook it had.
+fn quiet_check_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() != Some(THREAD_NAME) {
+            previous(info);
+        }
+    }));
+}
+
 fn panicked(check: &Check, panic: Box<dyn Any + Send>) -> Vec<CheckMessage> {
     let text = panic
         .downcast_ref::<&str>()
@@ -257,14 +269,17 @@ fn log_run(report: &HeartbeatReport) {
     }
 }
 
+const THREAD_NAME: &str = "dockerflow-check";
+
 /// dockerflow's own runtime for check runs; lives as long as the process.
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
+        quiet_check_panics();
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(64)
-            .thread_name("dockerflow-check")
+            .thread_name(THREAD_NAME)
             .enable_all()
             .build()
             .expect("dockerflow: cannot start the check runtime")

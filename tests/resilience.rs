@@ -1,0 +1,209 @@
+//! Issue 4: a heartbeat that holds under probe storms, hung checks and panics.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::web;
+use dockerflow_tests::{call, get, only, serve};
+use futures_util::future::join_all;
+use serde_json::json;
+
+#[derive(Default)]
+struct Runs(AtomicUsize);
+
+#[dockerflow::check]
+async fn check_counted(runs: web::Data<Runs>) -> Result<(), String> {
+    runs.0.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(())
+}
+
+#[dockerflow::check(timeout_ms = 300)]
+async fn check_sleeps_forever() -> Result<(), String> {
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Blocks its thread until the test lets go of the sender.
+struct Gate {
+    entered: AtomicUsize,
+    release: Mutex<mpsc::Receiver<()>>,
+}
+
+#[dockerflow::check(timeout_ms = 300)]
+fn check_blocks(gate: web::Data<Gate>) -> Result<(), String> {
+    gate.entered.fetch_add(1, Ordering::SeqCst);
+    let _ = gate.release.lock().unwrap().recv();
+    Ok(())
+}
+
+#[dockerflow::check]
+fn check_panics() -> Result<(), String> {
+    panic!("boom: could not reach postgres://app:hunter2-secret@db/app");
+}
+
+#[dockerflow::check]
+async fn check_panics_async() -> Result<(), String> {
+    panic!("async boom");
+}
+
+#[dockerflow::check(level = "info")]
+fn check_fine() -> Result<(), String> {
+    Ok(())
+}
+
+#[actix_web::test]
+async fn concurrent_requests_share_one_run_when_reuse_is_off() {
+    let runs = web::Data::new(Runs::default());
+    let df = only(&["check_counted"]).cache_ttl(Duration::ZERO).build().unwrap();
+    let data = runs.clone();
+    let srv = serve(df, move |cfg| {
+        cfg.app_data(data.clone());
+    });
+    let answers = join_all((0..64).map(|_| get(&srv, "/__heartbeat__"))).await;
+    assert!(answers.iter().all(|a| a.status == StatusCode::OK && a.json() == json!({"status": "ok"})));
+    let started = runs.0.load(Ordering::SeqCst);
+    // 64 requests arrive within the 300 ms of a run: a handful of runs at most, never 64.
+    assert!((1..=4).contains(&started), "{started} runs for 64 concurrent requests");
+
+    // With reuse off, a request after the run has finished starts a new one.
+    get(&srv, "/__heartbeat__").await;
+    assert_eq!(runs.0.load(Ordering::SeqCst), started + 1);
+}
+
+#[actix_web::test]
+async fn a_finished_run_is_reused_for_the_cache_time() {
+    let runs = web::Data::new(Runs::default());
+    let df = only(&["check_counted"]).cache_ttl(Duration::from_secs(60)).build().unwrap();
+    let data = runs.clone();
+    let srv = serve(df, move |cfg| {
+        cfg.app_data(data.clone());
+    });
+    for _ in 0..10 {
+        assert_eq!(get(&srv, "/__heartbeat__").await.status, StatusCode::OK);
+    }
+    assert_eq!(runs.0.load(Ordering::SeqCst), 1);
+}
+
+#[actix_web::test]
+async fn a_check_that_never_returns_times_out_with_e011_and_the_answer_comes_on_time() {
+    let df = only(&["check_sleeps_forever", "check_fine"])
+        .cache_ttl(Duration::ZERO)
+        .show_details(true)
+        .build()
+        .unwrap();
+    let srv = serve(df, |_| {});
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = get(&srv, "/__heartbeat__").await;
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let body = answer.json();
+        assert_eq!(
+            body["details"]["check_sleeps_forever"],
+            json!({"status": "error", "level": 40, "messages": {"dockerflow.health.E011": "Check timed out after 300 ms"}})
+        );
+        assert_eq!(body["checks"]["check_fine"], "ok");
+    }
+}
+
+#[actix_web::test]
+async fn the_check_timeout_setting_applies_to_checks_without_their_own() {
+    let runs = web::Data::new(Runs::default());
+    let df = only(&["check_counted"])
+        .environment([("DOCKERFLOW_CHECK_TIMEOUT_MS", "100")])
+        .show_details(true)
+        .build()
+        .unwrap();
+    let data = runs.clone();
+    let srv = serve(df, move |cfg| {
+        cfg.app_data(data.clone());
+    });
+    let body = get(&srv, "/__heartbeat__").await.json();
+    assert_eq!(body["details"]["check_counted"]["messages"]["dockerflow.health.E011"], "Check timed out after 100 ms");
+}
+
+#[actix_web::test]
+async fn a_hung_blocking_check_holds_one_thread_however_many_heartbeats_come() {
+    let (release, receiver) = mpsc::channel();
+    let gate = web::Data::new(Gate {
+        entered: AtomicUsize::new(0),
+        release: Mutex::new(receiver),
+    });
+    let df = only(&["check_blocks"]).cache_ttl(Duration::ZERO).show_details(true).build().unwrap();
+    let data = gate.clone();
+    let srv = serve(df, move |cfg| {
+        cfg.app_data(data.clone());
+    });
+    for _ in 0..5 {
+        let started = Instant::now();
+        let answer = get(&srv, "/__heartbeat__").await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(answer.json()["details"]["check_blocks"]["messages"]["dockerflow.health.E011"], "Check timed out after 300 ms");
+    }
+    assert_eq!(gate.entered.load(Ordering::SeqCst), 1, "a second run started while the first was stuck");
+
+    // Once the stuck run returns, the check runs again.
+    release.send(()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gate.entered.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "the check never ran again");
+        release.send(()).ok();
+        get(&srv, "/__heartbeat__").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(release);
+}
+
+#[actix_web::test]
+async fn a_panicking_check_reports_e012_and_the_server_keeps_serving() {
+    let df = only(&["check_panics", "check_panics_async", "check_fine"])
+        .cache_ttl(Duration::ZERO)
+        .show_details(true)
+        .build()
+        .unwrap();
+    let srv = serve(df, |_| {});
+    for _ in 0..3 {
+        let answer = get(&srv, "/__heartbeat__").await;
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let body = answer.json();
+        assert_eq!(body["status"], "critical");
+        for name in ["check_panics", "check_panics_async"] {
+            assert_eq!(
+                body["details"][name],
+                json!({"status": "critical", "level": 50, "messages": {"dockerflow.health.E012": "Check panicked"}})
+            );
+        }
+        assert_eq!(body["checks"]["check_fine"], "ok");
+        assert!(!answer.text().contains("hunter2"));
+    }
+    assert_eq!(get(&srv, "/__lbheartbeat__").await.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn lbheartbeat_and_version_answer_at_once_while_a_heartbeat_is_stuck() {
+    let df = only(&["check_sleeps_forever"])
+        .check_timeout(Duration::from_secs(30))
+        .version_file("/nonexistent/version.json")
+        .build()
+        .unwrap();
+    let srv = serve(df, |_| {});
+    let stuck = get(&srv, "/__heartbeat__");
+    let others = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..20 {
+            let started = Instant::now();
+            assert_eq!(get(&srv, "/__lbheartbeat__").await.status, StatusCode::OK);
+            assert_eq!(get(&srv, "/__version__").await.status, StatusCode::NOT_FOUND);
+            assert_eq!(call(&srv, Method::HEAD, "/__lbheartbeat__", &[]).await.status, StatusCode::OK);
+            assert!(started.elapsed() < Duration::from_secs(1));
+        }
+    };
+    // The stuck heartbeat is still waiting when the others are done.
+    tokio::select! {
+        _ = stuck => panic!("the heartbeat answered though its check never returns"),
+        () = others => {}
+    }
+}

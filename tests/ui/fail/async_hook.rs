@@ -1,0 +1,4 @@
+#[dockerflow::on_heartbeat_failed]
+async fn hook(_level: dockerflow::Level) {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[dockerflow::check(critical)]
+fn check() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}

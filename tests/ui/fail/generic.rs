@@ -1,0 +1,6 @@
+#[dockerflow::check]
+fn check<T: Default>() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}

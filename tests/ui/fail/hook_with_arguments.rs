@@ -1,0 +1,4 @@
+#[dockerflow::on_heartbeat_passed(level = "error")]
+fn hook(_level: dockerflow::Level) {}
+
+fn main() {}

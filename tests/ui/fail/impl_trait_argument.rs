@@ -1,0 +1,6 @@
+#[dockerflow::check]
+fn check(_x: impl Send) -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}

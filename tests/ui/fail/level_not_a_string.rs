@@ -1,0 +1,6 @@
+#[dockerflow::check(level = error)]
+fn check() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}

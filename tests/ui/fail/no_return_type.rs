@@ -1,0 +1,4 @@
+#[dockerflow::check]
+fn check() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[dockerflow::check]
+struct Check;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[dockerflow::check(level = "ok")]
+fn check() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}

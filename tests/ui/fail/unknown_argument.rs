@@ -1,0 +1,6 @@
+#[dockerflow::check(severity = "error")]
+fn check() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[dockerflow::check(level = "fatal")]
+fn check() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}

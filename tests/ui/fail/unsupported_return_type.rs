@@ -1,0 +1,6 @@
+#[dockerflow::check]
+fn check() -> bool {
+    true
+}
+
+fn main() {}
