@@ -106,6 +106,7 @@ pub mod checks;
 pub mod config;
 mod error;
 mod heartbeat;
+pub mod logging;
 pub mod redact;
 mod registry;
 mod report;

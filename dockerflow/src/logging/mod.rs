@@ -1,0 +1,173 @@
+//! Logs in the [mozlog](https://github.com/mozilla-services/Dockerflow/blob/main/docs/mozlog.md)
+//! format: one JSON object a line on stdout, a `request.summary` line per request, and request
+//! ids on every line.
+//!
+//! Everything goes through [`tracing`](https://docs.rs/tracing): the events of your code and of
+//! your dependencies come out as mozlog, with no logging API of dockerflow's own to learn.
+//!
+//! # One call in `main`
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer};
+//! use dockerflow::Dockerflow;
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     dockerflow::logging::init("my-app")?;
+//!     let dockerflow = Dockerflow::from_env()?;
+//!     HttpServer::new(move || {
+//!         let dockerflow = dockerflow.clone();
+//!         App::new()
+//!             .configure(|cfg| dockerflow.configure(cfg))
+//!             .wrap(dockerflow.request_summary())
+//!     })
+//!     .bind(("127.0.0.1", 8000))?
+//!     .run()
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! [`init`] installs a global `tracing` subscriber that writes events of level `INFO` and above
+//! as mozlog lines on stdout, with `my-app` as `Logger`. The
+//! [`request_summary`](crate::Dockerflow::request_summary) middleware ([`RequestSummary`])
+//! gives each request its id and its `request.summary` line.
+//!
+//! # What a line holds
+//!
+//! ```text
+//! {"Timestamp":1763784000123456789,"Type":"my_app::orders","Logger":"my-app","Hostname":"web-1",
+//!  "EnvVersion":"2.0","Severity":4,"Pid":7,"Fields":{"msg":"order is late","order":42,"rid":"3f2c…"}}
+//! ```
+//!
+//! (one line in real output), from `tracing::warn!(order = 42, "order is late")` in the module
+//! `my_app::orders` while a request was handled:
+//!
+//! - `Timestamp`: nanoseconds since the epoch. `Type`: the event's target (its module path
+//!   unless the event sets `target: "..."`), or a `Type` field of the event. `Severity`: syslog,
+//!   from the level: `ERROR` 3, `WARN` 4, `INFO` 6, `DEBUG` and `TRACE` 7; an event with
+//!   `critical = true` is 2.
+//! - `Fields`: the event's fields, its message as `msg`, and the fields of the spans it was
+//!   emitted in (the event's own win on a shared name). Numbers and booleans stay numbers and
+//!   booleans; everything else becomes a string, so `Fields` is never deeper than one level
+//!   (`?value` logs its `Debug` text, `%value` its `Display` text).
+//! - An error logged as an error value (`error = &err as &dyn std::error::Error`) is written
+//!   with its chain of causes, `outer: cause: root cause`.
+//! - A value whose `Debug` or `Display` fails or panics is written as far as it got, with a
+//!   `<formatting failed>` or `<formatting panicked>` marker; control characters are escaped by
+//!   JSON. Nothing is silently dropped.
+//! - Every string passes [`redact`](crate::redact::redact): URL passwords, `password=…` pairs and
+//!   the secrets given to [`Builder::redact`](crate::Builder::redact) never reach a line.
+//!
+//! ```
+//! use std::io;
+//!
+//! # use dockerflow::logging::MozLogLayer;
+//! # use tracing_subscriber::layer::SubscriberExt;
+//! # let subscriber = tracing_subscriber::registry().with(MozLogLayer::new("my-app"));
+//! # tracing::subscriber::with_default(subscriber, || {
+//! let err = io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused");
+//! tracing::error!(
+//!     target: "db",
+//!     error = &err as &dyn std::error::Error,
+//!     url = "postgres://app:hunter2@db/app",
+//!     "cannot reach the database",
+//! );
+//! // {"Timestamp":…,"Type":"db",…,"Severity":3,…,"Fields":{"error":"connection refused",
+//! //  "msg":"cannot reach the database","url":"postgres://app:***@db/app"}}
+//! tracing::error!(critical = true, "the disk is full"); // Severity 2
+//! # });
+//! ```
+//!
+//! # Requests: summaries and ids
+//!
+//! With [`RequestSummary`] on the app, each request gets:
+//!
+//! - a request id: the value of the request id header (`X-Request-Id`, or
+//!   `DOCKERFLOW_REQUEST_ID_HEADER`) when it is 1 to 128 characters of printable ASCII, else a
+//!   new UUID v4. The response carries it back in the same header; handlers read it with the
+//!   [`RequestId`] extractor;
+//! - a span with a `rid` field around the handling of the request, so every line logged while
+//!   it is handled, by your code or a library, carries `Fields.rid`;
+//! - one `request.summary` line: `agent` (User-Agent), `lang` (Accept-Language), `method`,
+//!   `path`, `code` (the status), `errno` (0, or the status when it is 500 or above), `t`
+//!   (milliseconds), `rid`, `uid` (see [`set_uid`]) and `querystring` (only when
+//!   [`Builder::log_querystring`](crate::Builder::log_querystring) is on: query strings can hold
+//!   personal data).
+//!
+//! ```
+//! use actix_web::{web, App, HttpRequest};
+//! use dockerflow::logging::{self, RequestId};
+//!
+//! async fn order(req: HttpRequest, rid: RequestId) -> String {
+//!     logging::set_uid(&req, "user-42"); // `uid` in the summary and the lines that follow
+//!     tracing::info!("looking up the order"); // carries Fields.rid and Fields.uid
+//!     format!("request {rid}")
+//! }
+//!
+//! # fn main() -> Result<(), dockerflow::StartupError> {
+//! let dockerflow = dockerflow::Dockerflow::from_env()?;
+//! let app = App::new()
+//!     .route("/order", web::get().to(order))
+//!     .configure(|cfg| dockerflow.configure(cfg))
+//!     .wrap(dockerflow.request_summary()); // last `.wrap`: the outermost middleware
+//! # Ok(()) }
+//! ```
+//!
+//! # Composing your own subscriber
+//!
+//! [`MozLogLayer`] is a `tracing-subscriber` layer: add filters or other layers beside it, or
+//! write elsewhere than stdout with [`MozLogLayer::with_writer`].
+//!
+//! ```
+//! use dockerflow::logging::MozLogLayer;
+//! use tracing_subscriber::filter::LevelFilter;
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(MozLogLayer::new("my-app").with_writer(std::io::stderr))
+//!     .with(LevelFilter::DEBUG);
+//! tracing::subscriber::set_global_default(subscriber).expect("no other subscriber is set");
+//! ```
+
+mod mozlog;
+mod request_id;
+mod summary;
+
+pub use self::mozlog::{MozLogLayer, StdoutWriter};
+pub use self::request_id::{RequestId, MAX_LEN as MAX_REQUEST_ID_LEN};
+pub use self::summary::{set_uid, RequestSummary, RequestSummaryMiddleware};
+
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Why [`init`] could not install the mozlog subscriber.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// Another global `tracing` subscriber was installed first (by an earlier `init`, or by
+    /// another logging set-up).
+    #[error("cannot install the mozlog subscriber: a global tracing subscriber is already set")]
+    AlreadySet(#[source] tracing::subscriber::SetGlobalDefaultError),
+}
+
+/// Makes every `tracing` event of level `INFO` and above a mozlog line on stdout, with
+/// `logger` (the app's name) as `Logger`.
+///
+/// Call it once, first thing in `main`. It returns an error, rather than panicking, when a
+/// global subscriber is already set:
+///
+/// ```
+/// dockerflow::logging::init("my-app")?;
+/// tracing::info!(answer = 42, "ready");
+/// assert!(dockerflow::logging::init("my-app").is_err());
+/// # Ok::<(), dockerflow::logging::InitError>(())
+/// ```
+///
+/// For another level, another writer or more layers, compose [`MozLogLayer`] yourself.
+pub fn init(logger: impl Into<String>) -> Result<(), InitError> {
+    let subscriber = tracing_subscriber::registry()
+        .with(MozLogLayer::new(logger))
+        .with(LevelFilter::INFO);
+    tracing::subscriber::set_global_default(subscriber).map_err(InitError::AlreadySet)
+}

@@ -1,0 +1,132 @@
+//! [`RequestId`]: the id of the request being handled, taken from the request id header when
+//! it is sane, else a new UUID v4.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{ready, Ready};
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::HeaderValue;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+
+/// The longest request id taken from a header; a longer one is replaced.
+pub const MAX_LEN: usize = 128;
+
+/// The id of the request being handled, as it appears in the `rid` field of every log line
+/// and in the response's request id header.
+///
+/// [`RequestSummary`](crate::logging::RequestSummary) chooses it for each request; handlers
+/// take it as an extractor:
+///
+/// ```
+/// use dockerflow::logging::RequestId;
+///
+/// async fn handler(rid: RequestId) -> String {
+///     format!("your request was {rid}")
+/// }
+/// ```
+///
+/// Without the middleware on the app, the extractor gives a new UUID v4 that stays the same
+/// for the rest of that request, but it is neither read from nor sent back in a header.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    /// `value` when it is a sane id (1 to 128 characters of printable ASCII, space included),
+    /// else a new UUID v4.
+    pub fn from_header(value: Option<&HeaderValue>) -> Self {
+        match value.map(HeaderValue::as_bytes) {
+            Some(bytes) if is_sane(bytes) => {
+                RequestId(Arc::from(String::from_utf8_lossy(bytes).as_ref()))
+            }
+            _ => RequestId::random(),
+        }
+    }
+
+    /// A new UUID v4, in its hyphenated lower-case form.
+    pub fn random() -> Self {
+        RequestId(Arc::from(uuid::Uuid::new_v4().to_string()))
+    }
+
+    /// The id of `req`: the one the middleware chose, or a new one kept for the rest of the
+    /// request when there is no middleware.
+    pub fn of(req: &HttpRequest) -> Self {
+        if let Some(rid) = req.extensions().get::<RequestId>() {
+            return rid.clone();
+        }
+        let rid = RequestId::random();
+        req.extensions_mut().insert(rid.clone());
+        rid
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// 1 to [`MAX_LEN`] bytes, each printable ASCII (0x20 to 0x7E).
+fn is_sane(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(|b| (0x20..=0x7e).contains(b))
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequestId").field(&&*self.0).finish()
+    }
+}
+
+impl AsRef<str> for RequestId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromRequest for RequestId {
+    type Error = Infallible;
+    type Future = Ready<Result<Self, Infallible>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(RequestId::of(req)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(bytes: &[u8]) -> RequestId {
+        RequestId::from_header(Some(&HeaderValue::from_bytes(bytes).unwrap()))
+    }
+
+    fn is_uuid_v4(rid: &RequestId) -> bool {
+        uuid::Uuid::parse_str(rid.as_str()).is_ok_and(|id| id.get_version_num() == 4)
+    }
+
+    #[test]
+    fn sane_ids_are_kept() {
+        assert_eq!(from(b"abc-123").as_str(), "abc-123");
+        assert_eq!(from(b"a b ~!").as_str(), "a b ~!");
+        let longest = "x".repeat(MAX_LEN);
+        assert_eq!(from(longest.as_bytes()).as_str(), longest);
+    }
+
+    #[test]
+    fn insane_ids_are_replaced_by_a_uuid_v4() {
+        let long = "x".repeat(MAX_LEN + 1);
+        let bad: [&[u8]; 5] = [long.as_bytes(), b"a\tb", "café".as_bytes(), b"\xff", b""];
+        for bad in bad {
+            let rid = from(bad);
+            assert!(is_uuid_v4(&rid), "{bad:?} gave {rid:?}");
+        }
+        assert!(is_uuid_v4(&RequestId::from_header(None)));
+        assert_ne!(RequestId::random(), RequestId::random());
+    }
+}

@@ -1,0 +1,341 @@
+//! [`RequestSummary`]: the middleware that gives each request its id, a span carrying it, and
+//! one `request.summary` log line.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::future::{ready, Ready};
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use futures_util::future::{FutureExt, LocalBoxFuture};
+use tracing::Instrument;
+
+use crate::logging::RequestId;
+use crate::Dockerflow;
+
+/// Middleware that logs one `request.summary` line per request and gives each request its
+/// [`RequestId`].
+///
+/// For each request it:
+///
+/// - takes the request id from the request id header (`X-Request-Id` unless configured
+///   otherwise) when it is sane, else makes a new UUID v4, and sends it back in the same
+///   response header;
+/// - runs the rest of the app inside a `tracing` span with a `rid` field, so every log line
+///   emitted while the request is handled carries `Fields.rid`;
+/// - logs a `request.summary` event (target `request.summary`) with `agent`, `lang`, `method`,
+///   `path`, `code`, `errno`, `t` (ms), `rid`, `uid` (when the app called [`set_uid`]) and
+///   `querystring` (when [`Builder::log_querystring`](crate::Builder::log_querystring) is
+///   on). The line is `INFO`; it is `ERROR`, with an `error` field, when a handler failed with
+///   a 5xx error or panicked.
+///
+/// Add it with `.wrap(...)` after every other `.wrap`, so it is the outermost middleware and
+/// sees the final status of every request:
+///
+/// ```
+/// use actix_web::App;
+/// use dockerflow::Dockerflow;
+///
+/// # fn main() -> Result<(), dockerflow::StartupError> {
+/// let dockerflow = Dockerflow::builder().log_querystring(true).build()?;
+/// let app = App::new()
+///     .configure(|cfg| dockerflow.configure(cfg))
+///     .wrap(dockerflow.request_summary());
+/// # Ok(()) }
+/// ```
+///
+/// `RequestSummary::default()` takes the settings of [`Dockerflow::global`], the instance
+/// [`configure`](crate::configure) uses.
+///
+/// A handler that panics gets a summary with `code` and `errno` 500, then the panic goes on
+/// as actix handles it (the connection is closed without an answer).
+#[derive(Clone)]
+pub struct RequestSummary {
+    settings: Arc<Settings>,
+}
+
+struct Settings {
+    header: HeaderName,
+    log_querystring: bool,
+}
+
+impl RequestSummary {
+    /// The middleware with the request id header and `log_querystring` of `dockerflow`.
+    pub fn new(dockerflow: &Dockerflow) -> Self {
+        let config = dockerflow.config();
+        RequestSummary {
+            settings: Arc::new(Settings {
+                header: config.request_id_header().clone(),
+                log_querystring: config.log_querystring(),
+            }),
+        }
+    }
+}
+
+impl Default for RequestSummary {
+    /// The middleware with the settings of [`Dockerflow::global`].
+    fn default() -> Self {
+        RequestSummary::new(Dockerflow::global())
+    }
+}
+
+impl fmt::Debug for RequestSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSummary")
+            .field("request_id_header", &self.settings.header)
+            .field("log_querystring", &self.settings.log_querystring)
+            .finish()
+    }
+}
+
+impl Dockerflow {
+    /// The [`RequestSummary`] middleware with these settings: `.wrap(dockerflow.request_summary())`.
+    pub fn request_summary(&self) -> RequestSummary {
+        RequestSummary::new(self)
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for RequestSummary
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    S::Future: 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = RequestSummaryMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequestSummaryMiddleware {
+            service,
+            settings: Arc::clone(&self.settings),
+        }))
+    }
+}
+
+/// The service [`RequestSummary`] wraps around the app; not used directly.
+pub struct RequestSummaryMiddleware<S> {
+    service: S,
+    settings: Arc<Settings>,
+}
+
+impl<S> fmt::Debug for RequestSummaryMiddleware<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSummaryMiddleware").finish_non_exhaustive()
+    }
+}
+
+/// What the middleware keeps in the request's extensions, for [`set_uid`].
+#[derive(Clone)]
+struct RequestContext {
+    span: tracing::Span,
+    uid: Rc<RefCell<Option<String>>>,
+}
+
+/// Attaches the id of the signed-in user to the request: it goes in the `uid` field of the
+/// request's `request.summary` line, and of every log line emitted after this call while the
+/// request is handled.
+///
+/// The app knows who the user is; the library does not. Call it from a handler, or from a
+/// middleware placed inside [`RequestSummary`] (with `req.request()` of a `ServiceRequest`):
+///
+/// ```
+/// use actix_web::HttpRequest;
+///
+/// async fn profile(req: HttpRequest) -> &'static str {
+///     dockerflow::logging::set_uid(&req, "user-42");
+///     "hello"
+/// }
+/// ```
+///
+/// Without the middleware on the app, it does nothing.
+pub fn set_uid(req: &HttpRequest, uid: impl Into<String>) {
+    let Some(context) = req.extensions().get::<RequestContext>().cloned() else {
+        return;
+    };
+    let uid = uid.into();
+    context.span.record("uid", uid.as_str());
+    *context.uid.borrow_mut() = Some(uid);
+}
+
+/// The parts of the request the summary needs, taken before the app gets the request.
+struct Summary {
+    start: Instant,
+    agent: String,
+    lang: String,
+    method: String,
+    path: String,
+    querystring: Option<String>,
+    rid: RequestId,
+    uid: Rc<RefCell<Option<String>>>,
+}
+
+impl Summary {
+    /// Logs the summary of a request answered with `status`; `error` is the handler's failure.
+    fn log(&self, status: StatusCode, error: Option<&str>) {
+        let code = status.as_u16();
+        let errno = if code >= 500 { code } else { 0 };
+        let t = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let uid = self.uid.borrow();
+        let uid = uid.as_deref();
+        let querystring = self.querystring.as_deref();
+        macro_rules! summary {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "request.summary",
+                    $level,
+                    agent = self.agent.as_str(),
+                    lang = self.lang.as_str(),
+                    method = self.method.as_str(),
+                    path = self.path.as_str(),
+                    code,
+                    errno,
+                    t,
+                    rid = self.rid.as_str(),
+                    uid,
+                    querystring,
+                    error,
+                )
+            };
+        }
+        match error {
+            Some(_) => summary!(tracing::Level::ERROR),
+            None => summary!(tracing::Level::INFO),
+        }
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: HeaderName) -> String {
+    headers
+        .get(name)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic with a payload that is not text")
+}
+
+impl<S, B> Service<ServiceRequest> for RequestSummaryMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    S::Future: 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<ServiceResponse<B>, Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let header = self.settings.header.clone();
+        let rid = RequestId::from_header(req.headers().get(&header));
+        // An ERROR-level span stays enabled whatever level the subscriber lets through, so
+        // `rid` reaches warnings and errors even when INFO is filtered out.
+        let span = tracing::error_span!(
+            target: "dockerflow::request",
+            "request",
+            rid = rid.as_str(),
+            uid = tracing::field::Empty,
+        );
+        let summary = Summary {
+            start: Instant::now(),
+            agent: header_text(req.headers(), header::USER_AGENT),
+            lang: header_text(req.headers(), header::ACCEPT_LANGUAGE),
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            querystring: self.settings.log_querystring.then(|| req.query_string().to_owned()),
+            rid: rid.clone(),
+            uid: Rc::default(),
+        };
+        req.extensions_mut().insert(rid.clone());
+        req.extensions_mut().insert(RequestContext {
+            span: span.clone(),
+            uid: Rc::clone(&summary.uid),
+        });
+
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(|| self.service.call(req))));
+        Box::pin(async move {
+            let outcome = match call {
+                Ok(future) => AssertUnwindSafe(future.instrument(span)).catch_unwind().await,
+                Err(panic) => Err(panic),
+            };
+            match outcome {
+                Ok(Ok(mut res)) => {
+                    let status = res.status();
+                    let error = res
+                        .response()
+                        .error()
+                        .filter(|_| status.is_server_error())
+                        .map(ToString::to_string);
+                    summary.log(status, error.as_deref());
+                    if let Ok(value) = HeaderValue::from_str(rid.as_str()) {
+                        res.headers_mut().insert(header, value);
+                    }
+                    Ok(res)
+                }
+                Ok(Err(error)) => {
+                    // An inner middleware failed instead of answering; actix builds the
+                    // response from the error later, so the error carries the id header.
+                    let status = error.as_response_error().status_code();
+                    let text = status.is_server_error().then(|| error.to_string());
+                    summary.log(status, text.as_deref());
+                    Err(WithRequestId { error, header, rid }.into())
+                }
+                Err(panic) => {
+                    let text = format!("handler panicked: {}", panic_text(&*panic));
+                    summary.log(StatusCode::INTERNAL_SERVER_ERROR, Some(&text));
+                    std::panic::resume_unwind(panic)
+                }
+            }
+        })
+    }
+}
+
+/// An error from inside the app, answered as the error itself would be, plus the request id
+/// header.
+struct WithRequestId {
+    error: Error,
+    header: HeaderName,
+    rid: RequestId,
+}
+
+impl fmt::Debug for WithRequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.error, f)
+    }
+}
+
+impl fmt::Display for WithRequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl ResponseError for WithRequestId {
+    fn status_code(&self) -> StatusCode {
+        self.error.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = self.error.error_response();
+        if let Ok(value) = HeaderValue::from_str(self.rid.as_str()) {
+            response.headers_mut().insert(self.header.clone(), value);
+        }
+        response
+    }
+}
