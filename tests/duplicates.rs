@@ -21,14 +21,21 @@ fn duplicate_names_stop_start_up_naming_both_locations() {
     assert!(text.contains("\"check_twice\""), "{text}");
     assert!(text.contains("tests/duplicates.rs:5:"), "{text}");
     assert!(text.contains("tests/duplicates.rs:12:"), "{text}");
-    assert!(matches!(err, dockerflow::StartupError::DuplicateCheck { .. }));
+    assert!(matches!(
+        err,
+        dockerflow::StartupError::DuplicateCheck { .. }
+    ));
 }
 
 #[test]
 fn a_builder_check_may_not_take_a_registered_name_either() {
     let err = dockerflow::Dockerflow::builder()
-        .check(dockerflow::Check::new("check_new_name", |_| dockerflow::Prepared::failed("x")))
-        .check(dockerflow::Check::new("check_new_name", |_| dockerflow::Prepared::failed("y")))
+        .check(dockerflow::Check::new("check_new_name", |_| {
+            dockerflow::Prepared::failed("x")
+        }))
+        .check(dockerflow::Check::new("check_new_name", |_| {
+            dockerflow::Prepared::failed("y")
+        }))
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("check_new_name"));

@@ -24,11 +24,30 @@ async fn lbheartbeat_is_200_with_an_empty_body_on_both_paths_and_for_head() {
 async fn other_methods_get_405_with_allow_on_every_endpoint() {
     let df = only(&[]).enable_error_endpoint(true).build().unwrap();
     let srv = serve(df, |_| {});
-    for path in ["/__lbheartbeat__", "/__version__", "/__heartbeat__/", "/__error__"] {
-        for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS] {
+    for path in [
+        "/__lbheartbeat__",
+        "/__version__",
+        "/__heartbeat__/",
+        "/__error__",
+    ] {
+        for method in [
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+        ] {
             let answer = call(&srv, method.clone(), path, &[]).await;
-            assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-            assert_eq!(answer.header("allow").as_deref(), Some("GET, HEAD"), "{method} {path}");
+            assert_eq!(
+                answer.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(
+                answer.header("allow").as_deref(),
+                Some("GET, HEAD"),
+                "{method} {path}"
+            );
             assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));
         }
     }
@@ -39,7 +58,10 @@ fn version_server(path: &std::path::Path) -> actix_test::TestServer {
 }
 
 fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("dockerflow-endpoints-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "dockerflow-endpoints-{}-{name}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("version.json");
     std::fs::write(&path, contents).unwrap();
@@ -53,7 +75,10 @@ async fn version_serves_the_file_unchanged_as_json() {
     for path in ["/__version__", "/__version__/"] {
         let answer = get(&srv, path).await;
         assert_eq!(answer.status, StatusCode::OK);
-        assert_eq!(answer.header("content-type").as_deref(), Some("application/json"));
+        assert_eq!(
+            answer.header("content-type").as_deref(),
+            Some("application/json")
+        );
         assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));
         assert_eq!(answer.body, contents);
     }
@@ -67,18 +92,28 @@ async fn version_is_404_with_a_plain_body_when_there_is_no_file() {
     let srv = version_server(std::path::Path::new("/nonexistent/dockerflow/version.json"));
     let answer = get(&srv, "/__version__").await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
-    assert!(answer.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(answer
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
     assert!(!answer.text().is_empty() && answer.text().len() < 100);
     assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));
 }
 
 #[actix_web::test]
 async fn version_is_500_with_a_json_error_for_a_broken_file_and_the_server_keeps_serving() {
-    for (name, contents) in [("broken", &b"{\"version\": "[..]), ("array", b"[1, 2]"), ("binary", b"\xff\xfe\x00")] {
+    for (name, contents) in [
+        ("broken", &b"{\"version\": "[..]),
+        ("array", b"[1, 2]"),
+        ("binary", b"\xff\xfe\x00"),
+    ] {
         let srv = version_server(&temp_file(name, contents));
         let answer = get(&srv, "/__version__").await;
         assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{name}");
-        let error = answer.json()["error"].as_str().unwrap_or_default().to_owned();
+        let error = answer.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         assert!(!error.is_empty(), "{name}");
         assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));
         assert_eq!(get(&srv, "/__lbheartbeat__").await.status, StatusCode::OK);
@@ -97,7 +132,11 @@ async fn version_picks_up_a_replaced_file() {
         if body == br#"{"version": "2.0"}"# {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "still {:?}", String::from_utf8_lossy(&body));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {:?}",
+            String::from_utf8_lossy(&body)
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -110,7 +149,10 @@ async fn heartbeat_answers_on_both_paths_and_for_head() {
         assert_eq!(answer.status, StatusCode::OK);
         assert_eq!(answer.json(), serde_json::json!({"status": "ok"}));
         assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));
-        assert_eq!(answer.header("content-type").as_deref(), Some("application/json"));
+        assert_eq!(
+            answer.header("content-type").as_deref(),
+            Some("application/json")
+        );
     }
     let head = call(&srv, Method::HEAD, "/__heartbeat__", &[]).await;
     assert_eq!(head.status, StatusCode::OK);
@@ -122,7 +164,10 @@ async fn error_endpoint_exists_only_when_enabled() {
     let srv = server();
     assert_eq!(get(&srv, "/__error__").await.status, StatusCode::NOT_FOUND);
 
-    let srv = serve(only(&[]).enable_error_endpoint(true).build().unwrap(), |_| {});
+    let srv = serve(
+        only(&[]).enable_error_endpoint(true).build().unwrap(),
+        |_| {},
+    );
     let answer = get(&srv, "/__error__").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));

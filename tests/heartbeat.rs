@@ -28,7 +28,10 @@ struct AsyncFail(Option<&'static str>);
 
 /// Two arguments, the second one never registered in these tests.
 #[dockerflow::check(name = "needs_two")]
-fn check_with_missing_data(_a: web::Data<Script>, _b: web::Data<NeverRegistered>) -> Result<(), String> {
+fn check_with_missing_data(
+    _a: web::Data<Script>,
+    _b: web::Data<NeverRegistered>,
+) -> Result<(), String> {
     Ok(())
 }
 struct NeverRegistered;
@@ -38,7 +41,9 @@ fn check_always_ok() -> Result<(), std::io::Error> {
     Ok(())
 }
 
-fn scripted(messages: Vec<CheckMessage>) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+fn scripted(
+    messages: Vec<CheckMessage>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let data = web::Data::new(Script(messages));
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(data.clone());
@@ -52,10 +57,17 @@ async fn each_level_gives_its_status_text_and_the_default_fail_level_is_warning(
             Level::Ok => vec![],
             level => vec![CheckMessage::new(level, "tests.X001", "something")],
         };
-        let srv = serve(only(&["check_scripted"]).build().unwrap(), scripted(messages));
+        let srv = serve(
+            only(&["check_scripted"]).build().unwrap(),
+            scripted(messages),
+        );
         let answer = get(&srv, "/__heartbeat__").await;
         assert_eq!(answer.json(), json!({"status": level.as_str()}), "{level}");
-        let expected = if level >= Level::Warning { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
+        let expected = if level >= Level::Warning {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::OK
+        };
         assert_eq!(answer.status, expected, "{level}");
     }
 }
@@ -66,20 +78,37 @@ async fn the_fail_level_can_be_raised_and_the_failed_status_changed() {
         (Level::Error, Level::Warning, StatusCode::OK),
         (Level::Error, Level::Error, StatusCode::SERVICE_UNAVAILABLE),
         (Level::Critical, Level::Error, StatusCode::OK),
-        (Level::Critical, Level::Critical, StatusCode::SERVICE_UNAVAILABLE),
+        (
+            Level::Critical,
+            Level::Critical,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
     ];
     for (fail_level, found, status) in cases {
-        let df = only(&["check_scripted"]).fail_level(fail_level).failed_status(503).build().unwrap();
-        let srv = serve(df, scripted(vec![CheckMessage::new(found, "tests.X002", "x")]));
+        let df = only(&["check_scripted"])
+            .fail_level(fail_level)
+            .failed_status(503)
+            .build()
+            .unwrap();
+        let srv = serve(
+            df,
+            scripted(vec![CheckMessage::new(found, "tests.X002", "x")]),
+        );
         let answer = get(&srv, "/__heartbeat__").await;
-        assert_eq!(answer.status, status, "fail level {fail_level}, found {found}");
+        assert_eq!(
+            answer.status, status,
+            "fail level {fail_level}, found {found}"
+        );
         assert_eq!(answer.json()["status"], found.as_str());
     }
 }
 
 #[actix_web::test]
 async fn details_name_every_check_and_hold_only_those_above_ok() {
-    let df = only(&["check_scripted", "check_always_ok"]).show_details(true).build().unwrap();
+    let df = only(&["check_scripted", "check_always_ok"])
+        .show_details(true)
+        .build()
+        .unwrap();
     let srv = serve(
         df,
         scripted(vec![
@@ -105,17 +134,45 @@ async fn details_name_every_check_and_hold_only_those_above_ok() {
 
 #[actix_web::test]
 async fn details_are_hidden_by_default_and_unlocked_by_the_bearer_token_only() {
-    let df = only(&["check_scripted"]).details_token("s3cret-token-value").build().unwrap();
-    let srv = serve(df, scripted(vec![CheckMessage::error("tests.E001", "broken")]));
+    let df = only(&["check_scripted"])
+        .details_token("s3cret-token-value")
+        .build()
+        .unwrap();
+    let srv = serve(
+        df,
+        scripted(vec![CheckMessage::error("tests.E001", "broken")]),
+    );
     let hidden = get(&srv, "/__heartbeat__").await;
     assert_eq!(hidden.json(), json!({"status": "error"}));
 
-    for wrong in ["Bearer nope", "Bearer s3cret-token-valu", "Bearer s3cret-token-value2", "s3cret-token-value", "Basic s3cret-token-value", "Bearer  s3cret-token-value"] {
-        let answer = call(&srv, actix_web::http::Method::GET, "/__heartbeat__", &[("Authorization", wrong)]).await;
+    for wrong in [
+        "Bearer nope",
+        "Bearer s3cret-token-valu",
+        "Bearer s3cret-token-value2",
+        "s3cret-token-value",
+        "Basic s3cret-token-value",
+        "Bearer  s3cret-token-value",
+    ] {
+        let answer = call(
+            &srv,
+            actix_web::http::Method::GET,
+            "/__heartbeat__",
+            &[("Authorization", wrong)],
+        )
+        .await;
         assert_eq!(answer.json(), json!({"status": "error"}), "{wrong}");
     }
-    let shown = call(&srv, actix_web::http::Method::GET, "/__heartbeat__", &[("Authorization", "Bearer s3cret-token-value")]).await;
-    assert_eq!(shown.json()["details"]["check_scripted"]["messages"]["tests.E001"], "broken");
+    let shown = call(
+        &srv,
+        actix_web::http::Method::GET,
+        "/__heartbeat__",
+        &[("Authorization", "Bearer s3cret-token-value")],
+    )
+    .await;
+    assert_eq!(
+        shown.json()["details"]["check_scripted"]["messages"]["tests.E001"],
+        "broken"
+    );
     assert!(!shown.text().contains("s3cret-token-value"));
 }
 
@@ -159,7 +216,10 @@ async fn silenced_ids_are_dropped_before_levels_are_computed() {
 
 #[actix_web::test]
 async fn a_plain_failure_gets_the_attribute_level_and_id_and_async_checks_run() {
-    let df = only(&["check_async_plain"]).show_details(true).build().unwrap();
+    let df = only(&["check_async_plain"])
+        .show_details(true)
+        .build()
+        .unwrap();
     let srv = serve(df, |cfg| {
         cfg.app_data(web::Data::new(AsyncFail(Some("disk full"))));
     });
@@ -174,18 +234,27 @@ async fn a_plain_failure_gets_the_attribute_level_and_id_and_async_checks_run() 
     let srv = serve(df, |cfg| {
         cfg.app_data(web::Data::new(AsyncFail(None)));
     });
-    assert_eq!(get(&srv, "/__heartbeat__").await.json(), json!({"status": "ok"}));
+    assert_eq!(
+        get(&srv, "/__heartbeat__").await.json(),
+        json!({"status": "ok"})
+    );
 }
 
 #[actix_web::test]
 async fn missing_app_data_fails_the_check_naming_the_type_and_never_panics() {
-    let df = only(&["needs_two", "check_always_ok"]).show_details(true).build().unwrap();
+    let df = only(&["needs_two", "check_always_ok"])
+        .show_details(true)
+        .build()
+        .unwrap();
     let srv = serve(df, scripted(vec![]));
     let answer = get(&srv, "/__heartbeat__").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     let body = answer.json();
     assert_eq!(body["checks"]["check_always_ok"], "ok");
-    let text = body["details"]["needs_two"]["messages"]["needs_two"].as_str().unwrap().to_owned();
+    let text = body["details"]["needs_two"]["messages"]["needs_two"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(text.contains("Data<heartbeat::NeverRegistered>"), "{text}");
     assert_eq!(body["details"]["needs_two"]["status"], "error");
     // The server is fine.
@@ -202,16 +271,35 @@ async fn the_registry_is_ordered_by_name_and_knows_where_each_check_lives() {
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
-    for name in ["check_scripted", "check_async_plain", "needs_two", "check_always_ok"] {
+    for name in [
+        "check_scripted",
+        "check_async_plain",
+        "needs_two",
+        "check_always_ok",
+    ] {
         let check = df.checks().iter().find(|c| c.name() == name).unwrap();
-        assert!(check.location().starts_with("tests/heartbeat.rs:"), "{}", check.location());
+        assert!(
+            check.location().starts_with("tests/heartbeat.rs:"),
+            "{}",
+            check.location()
+        );
     }
-    let always = df.checks().iter().find(|c| c.name() == "check_always_ok").unwrap();
-    assert_eq!((always.level(), always.id()), (Level::Critical, "check_always_ok"));
+    let always = df
+        .checks()
+        .iter()
+        .find(|c| c.name() == "check_always_ok")
+        .unwrap();
+    assert_eq!(
+        (always.level(), always.id()),
+        (Level::Critical, "check_always_ok")
+    );
 }
 
 #[actix_web::test]
 async fn only_checks_rejects_unknown_names() {
     let err = only(&["check_nope"]).build().unwrap_err().to_string();
-    assert!(err.contains("check_nope") && err.contains("check_scripted"), "{err}");
+    assert!(
+        err.contains("check_nope") && err.contains("check_scripted"),
+        "{err}"
+    );
 }

@@ -19,8 +19,12 @@ pub struct Answer {
 impl Answer {
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     /// The body as text.
@@ -30,7 +34,9 @@ impl Answer {
 
     /// A header's value as text.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_owned())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
     }
 }
 
@@ -43,18 +49,33 @@ where
     actix_test::start(move || {
         let dockerflow = dockerflow.clone();
         let setup = setup.clone();
-        App::new().configure(setup).configure(move |cfg| dockerflow.configure(cfg))
+        App::new()
+            .configure(setup)
+            .configure(move |cfg| dockerflow.configure(cfg))
     })
 }
 
 /// Sends a request and reads the whole answer.
-pub async fn call(srv: &actix_test::TestServer, method: Method, path: &str, headers: &[(&str, &str)]) -> Answer {
+pub async fn call(
+    srv: &actix_test::TestServer,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
     let mut request = srv.request(method, srv.url(path));
     for (name, value) in headers {
         request = request.insert_header((*name, *value));
     }
-    let mut response = request.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-    let body = response.body().limit(1 << 20).await.unwrap_or_default().to_vec();
+    let mut response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let body = response
+        .body()
+        .limit(1 << 20)
+        .await
+        .unwrap_or_default()
+        .to_vec();
     Answer {
         status: response.status(),
         headers: response.headers().clone(),

@@ -13,13 +13,24 @@ async fn a_check_from_a_linked_crate_runs_in_the_heartbeat() {
         .environment([("DOCKERFLOW_SHOW_DETAILS", "true")])
         .build()
         .unwrap();
-    let check = df.checks().iter().find(|c| c.name() == "check_linked_upstream").expect("linked check missing");
-    assert!(check.location().contains("linked-checks/src/lib.rs"), "{}", check.location());
+    let check = df
+        .checks()
+        .iter()
+        .find(|c| c.name() == "check_linked_upstream")
+        .expect("linked check missing");
+    assert!(
+        check.location().contains("linked-checks/src/lib.rs"),
+        "{}",
+        check.location()
+    );
 
     let srv = serve(df, |cfg| {
         cfg.app_data(web::Data::new(linked_checks::Upstream { up: false }));
     });
     let answer = get(&srv, "/__heartbeat__").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(answer.json()["details"]["check_linked_upstream"]["messages"]["linked.W001"], "upstream is down");
+    assert_eq!(
+        answer.json()["details"]["check_linked_upstream"]["messages"]["linked.W001"],
+        "upstream is down"
+    );
 }

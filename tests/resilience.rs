@@ -57,16 +57,24 @@ fn check_fine() -> Result<(), String> {
 #[actix_web::test]
 async fn concurrent_requests_share_one_run_when_reuse_is_off() {
     let runs = web::Data::new(Runs::default());
-    let df = only(&["check_counted"]).cache_ttl(Duration::ZERO).build().unwrap();
+    let df = only(&["check_counted"])
+        .cache_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
     let data = runs.clone();
     let srv = serve(df, move |cfg| {
         cfg.app_data(data.clone());
     });
     let answers = join_all((0..64).map(|_| get(&srv, "/__heartbeat__"))).await;
-    assert!(answers.iter().all(|a| a.status == StatusCode::OK && a.json() == json!({"status": "ok"})));
+    assert!(answers
+        .iter()
+        .all(|a| a.status == StatusCode::OK && a.json() == json!({"status": "ok"})));
     let started = runs.0.load(Ordering::SeqCst);
     // 64 requests arrive within the 300 ms of a run: a handful of runs at most, never 64.
-    assert!((1..=4).contains(&started), "{started} runs for 64 concurrent requests");
+    assert!(
+        (1..=4).contains(&started),
+        "{started} runs for 64 concurrent requests"
+    );
 
     // With reuse off, a request after the run has finished starts a new one.
     get(&srv, "/__heartbeat__").await;
@@ -76,7 +84,10 @@ async fn concurrent_requests_share_one_run_when_reuse_is_off() {
 #[actix_web::test]
 async fn a_finished_run_is_reused_for_the_cache_time() {
     let runs = web::Data::new(Runs::default());
-    let df = only(&["check_counted"]).cache_ttl(Duration::from_secs(60)).build().unwrap();
+    let df = only(&["check_counted"])
+        .cache_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
     let data = runs.clone();
     let srv = serve(df, move |cfg| {
         cfg.app_data(data.clone());
@@ -98,7 +109,11 @@ async fn a_check_that_never_returns_times_out_with_e011_and_the_answer_comes_on_
     for _ in 0..3 {
         let started = Instant::now();
         let answer = get(&srv, "/__heartbeat__").await;
-        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
         assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
         let body = answer.json();
         assert_eq!(
@@ -122,7 +137,10 @@ async fn the_check_timeout_setting_applies_to_checks_without_their_own() {
         cfg.app_data(data.clone());
     });
     let body = get(&srv, "/__heartbeat__").await.json();
-    assert_eq!(body["details"]["check_counted"]["messages"]["dockerflow.health.E011"], "Check timed out after 100 ms");
+    assert_eq!(
+        body["details"]["check_counted"]["messages"]["dockerflow.health.E011"],
+        "Check timed out after 100 ms"
+    );
 }
 
 #[actix_web::test]
@@ -132,7 +150,11 @@ async fn a_hung_blocking_check_holds_one_thread_however_many_heartbeats_come() {
         entered: AtomicUsize::new(0),
         release: Mutex::new(receiver),
     });
-    let df = only(&["check_blocks"]).cache_ttl(Duration::ZERO).show_details(true).build().unwrap();
+    let df = only(&["check_blocks"])
+        .cache_ttl(Duration::ZERO)
+        .show_details(true)
+        .build()
+        .unwrap();
     let data = gate.clone();
     let srv = serve(df, move |cfg| {
         cfg.app_data(data.clone());
@@ -141,9 +163,16 @@ async fn a_hung_blocking_check_holds_one_thread_however_many_heartbeats_come() {
         let started = Instant::now();
         let answer = get(&srv, "/__heartbeat__").await;
         assert!(started.elapsed() < Duration::from_secs(2));
-        assert_eq!(answer.json()["details"]["check_blocks"]["messages"]["dockerflow.health.E011"], "Check timed out after 300 ms");
+        assert_eq!(
+            answer.json()["details"]["check_blocks"]["messages"]["dockerflow.health.E011"],
+            "Check timed out after 300 ms"
+        );
     }
-    assert_eq!(gate.entered.load(Ordering::SeqCst), 1, "a second run started while the first was stuck");
+    assert_eq!(
+        gate.entered.load(Ordering::SeqCst),
+        1,
+        "a second run started while the first was stuck"
+    );
 
     // Once the stuck run returns, the check runs again.
     release.send(()).unwrap();
@@ -196,8 +225,16 @@ async fn lbheartbeat_and_version_answer_at_once_while_a_heartbeat_is_stuck() {
         for _ in 0..20 {
             let started = Instant::now();
             assert_eq!(get(&srv, "/__lbheartbeat__").await.status, StatusCode::OK);
-            assert_eq!(get(&srv, "/__version__").await.status, StatusCode::NOT_FOUND);
-            assert_eq!(call(&srv, Method::HEAD, "/__lbheartbeat__", &[]).await.status, StatusCode::OK);
+            assert_eq!(
+                get(&srv, "/__version__").await.status,
+                StatusCode::NOT_FOUND
+            );
+            assert_eq!(
+                call(&srv, Method::HEAD, "/__lbheartbeat__", &[])
+                    .await
+                    .status,
+                StatusCode::OK
+            );
             assert!(started.elapsed() < Duration::from_secs(1));
         }
     };

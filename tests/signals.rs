@@ -45,18 +45,39 @@ fn take() -> Vec<(&'static str, Level)> {
 #[actix_web::test]
 async fn one_kind_fires_once_per_response_with_the_highest_level() {
     let cases = [
-        (Level::Warning, vec![], StatusCode::OK, ("passed", Level::Ok)),
-        (Level::Warning, vec![CheckMessage::info("t.I", "x")], StatusCode::OK, ("passed", Level::Info)),
         (
             Level::Warning,
-            vec![CheckMessage::info("t.I", "x"), CheckMessage::warning("t.W", "y")],
+            vec![],
+            StatusCode::OK,
+            ("passed", Level::Ok),
+        ),
+        (
+            Level::Warning,
+            vec![CheckMessage::info("t.I", "x")],
+            StatusCode::OK,
+            ("passed", Level::Info),
+        ),
+        (
+            Level::Warning,
+            vec![
+                CheckMessage::info("t.I", "x"),
+                CheckMessage::warning("t.W", "y"),
+            ],
             StatusCode::INTERNAL_SERVER_ERROR,
             ("failed", Level::Warning),
         ),
-        (Level::Error, vec![CheckMessage::warning("t.W", "y")], StatusCode::OK, ("passed", Level::Warning)),
         (
             Level::Error,
-            vec![CheckMessage::critical("t.C", "z"), CheckMessage::error("t.E", "w")],
+            vec![CheckMessage::warning("t.W", "y")],
+            StatusCode::OK,
+            ("passed", Level::Warning),
+        ),
+        (
+            Level::Error,
+            vec![
+                CheckMessage::critical("t.C", "z"),
+                CheckMessage::error("t.E", "w"),
+            ],
             StatusCode::INTERNAL_SERVER_ERROR,
             ("failed", Level::Critical),
         ),
@@ -75,7 +96,10 @@ async fn one_kind_fires_once_per_response_with_the_highest_level() {
         take();
         assert_eq!(get(&srv, "/__heartbeat__").await.status, status);
         assert_eq!(get(&srv, "/__heartbeat__/").await.status, status);
-        assert_eq!(call(&srv, Method::HEAD, "/__heartbeat__", &[]).await.status, status);
+        assert_eq!(
+            call(&srv, Method::HEAD, "/__heartbeat__", &[]).await.status,
+            status
+        );
         assert_eq!(take(), vec![fired; 3], "fail level {fail_level}");
 
         // Other endpoints fire nothing.

@@ -13,12 +13,20 @@ fn a_bad_setting_stops_a_server_that_uses_the_global_configure() {
         return run_server();
     }
     for (var, value, accepted) in [
-        ("DOCKERFLOW_FAIL_LEVEL", "sometimes", "warning, error, critical"),
+        (
+            "DOCKERFLOW_FAIL_LEVEL",
+            "sometimes",
+            "warning, error, critical",
+        ),
         ("DOCKERFLOW_CACHE_TTL_MS", "1s", "milliseconds"),
         ("DOCKERFLOW_SHOW_DETAILS", "yes", "true or false"),
     ] {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "a_bad_setting_stops_a_server_that_uses_the_global_configure", "--nocapture"])
+            .args([
+                "--exact",
+                "a_bad_setting_stops_a_server_that_uses_the_global_configure",
+                "--nocapture",
+            ])
             .env(CHILD, "1")
             .env(var, value)
             .stdout(std::process::Stdio::piped())
@@ -36,17 +44,21 @@ fn a_bad_setting_stops_a_server_that_uses_the_global_configure() {
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(78), "{var}={value}: {stderr}");
-        assert!(stderr.contains(var) && stderr.contains(value) && stderr.contains(accepted), "{stderr}");
+        assert!(
+            stderr.contains(var) && stderr.contains(value) && stderr.contains(accepted),
+            "{stderr}"
+        );
     }
 }
 
 fn run_server() {
     actix_web::rt::System::new().block_on(async {
-        let server = actix_web::HttpServer::new(|| actix_web::App::new().configure(dockerflow::configure))
-            .workers(1)
-            .bind(("127.0.0.1", 0))
-            .unwrap()
-            .run();
+        let server =
+            actix_web::HttpServer::new(|| actix_web::App::new().configure(dockerflow::configure))
+                .workers(1)
+                .bind(("127.0.0.1", 0))
+                .unwrap()
+                .run();
         // Never reached when the configuration is bad: the process exits first.
         let handle = server.handle();
         actix_web::rt::spawn(async move {

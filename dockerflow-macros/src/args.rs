@@ -37,15 +37,21 @@ impl Parse for CheckArgs {
                     ))
                 }
             };
-            let key = nv.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+            let key = nv
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
             let value = nv.value;
             match key.as_str() {
                 "level" => set_once(&mut level, parse_value(&value, "level")?, &nv.path)?,
                 "name" => set_once(&mut name, parse_value(&value, "name")?, &nv.path)?,
                 "id" => set_once(&mut id, parse_value(&value, "id")?, &nv.path)?,
-                "timeout_ms" => {
-                    set_once(&mut timeout_ms, parse_value(&value, "timeout_ms")?, &nv.path)?
-                }
+                "timeout_ms" => set_once(
+                    &mut timeout_ms,
+                    parse_value(&value, "timeout_ms")?,
+                    &nv.path,
+                )?,
                 _ => {
                     return Err(Error::new(
                         nv.path.span(),
@@ -92,7 +98,11 @@ impl Parse for CheckArgs {
 fn parse_value<T: Parse>(value: &syn::Expr, key: &str) -> syn::Result<T> {
     let tokens = quote::quote!(#value);
     syn::parse2::<T>(tokens).map_err(|_| {
-        let expected = if key == "timeout_ms" { "an integer literal" } else { "a string literal" };
+        let expected = if key == "timeout_ms" {
+            "an integer literal"
+        } else {
+            "a string literal"
+        };
         Error::new(value.span(), format!("`{key}` takes {expected}"))
     })
 }
@@ -117,7 +127,10 @@ pub(crate) fn no_args(attr: TokenStream, macro_name: &str) -> syn::Result<()> {
     if attr.is_empty() {
         return Ok(());
     }
-    Err(Error::new(attr.span(), format!("`#[{macro_name}]` takes no arguments")))
+    Err(Error::new(
+        attr.span(),
+        format!("`#[{macro_name}]` takes no arguments"),
+    ))
 }
 
 pub(crate) fn parse_check_args(attr: TokenStream) -> syn::Result<CheckArgs> {
@@ -135,16 +148,25 @@ pub(crate) fn plain_params<'a>(func: &'a ItemFn, what: &str) -> syn::Result<Vec<
         ));
     }
     if let Some(wc) = &sig.generics.where_clause {
-        return Err(Error::new(wc.span(), format!("{what} cannot have a where clause")));
+        return Err(Error::new(
+            wc.span(),
+            format!("{what} cannot have a where clause"),
+        ));
     }
     if let Some(token) = &sig.unsafety {
-        return Err(Error::new(token.span(), format!("{what} cannot be `unsafe`")));
+        return Err(Error::new(
+            token.span(),
+            format!("{what} cannot be `unsafe`"),
+        ));
     }
     if let Some(abi) = &sig.abi {
         return Err(Error::new(abi.span(), format!("{what} cannot be `extern`")));
     }
     if let Some(dots) = &sig.variadic {
-        return Err(Error::new(dots.span(), format!("{what} cannot be variadic")));
+        return Err(Error::new(
+            dots.span(),
+            format!("{what} cannot be variadic"),
+        ));
     }
     let mut types = Vec::new();
     for input in &sig.inputs {

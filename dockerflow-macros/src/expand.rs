@@ -71,7 +71,9 @@ fn expand_check(attr: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
         None => quote!(::core::option::Option::None),
     };
 
-    let arg_names: Vec<Ident> = (0..params.len()).map(|i| format_ident!("__dockerflow_arg{i}")).collect();
+    let arg_names: Vec<Ident> = (0..params.len())
+        .map(|i| format_ident!("__dockerflow_arg{i}"))
+        .collect();
     let extract = params.iter().zip(&arg_names).map(|(ty, arg)| {
         quote_spanned! {ty.span()=>
             let #arg: #ty = match ::dockerflow::__private::FromCheckContext::from_context(__dockerflow_ctx) {
@@ -123,7 +125,9 @@ fn expand_signal(which: &Signal, attr: TokenStream, func: &ItemFn) -> syn::Resul
     let ident = &func.sig.ident;
     let name = ident.to_string();
     let kind = which.kind();
-    let arg_names: Vec<Ident> = (0..params.len()).map(|i| format_ident!("__dockerflow_arg{i}")).collect();
+    let arg_names: Vec<Ident> = (0..params.len())
+        .map(|i| format_ident!("__dockerflow_arg{i}"))
+        .collect();
     let extract = params.iter().zip(&arg_names).map(|(ty, arg)| {
         quote_spanned! {ty.span()=>
             let #arg: #ty = ::dockerflow::__private::FromReport::from_report(__dockerflow_report);

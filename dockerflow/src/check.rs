@@ -312,7 +312,8 @@ impl MissingData {
 
 /// `actix_web::data::Data<my_app::Pool>` reads better as `Data<my_app::Pool>`.
 fn short_type_name(full: &str) -> String {
-    full.replace("actix_web::data::", "").replace("alloc::sync::", "")
+    full.replace("actix_web::data::", "")
+        .replace("alloc::sync::", "")
 }
 
 /// A check run, ready to go: everything it needs was taken from the request, so it can run on

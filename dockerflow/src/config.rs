@@ -265,7 +265,11 @@ impl Builder {
         K: Into<String>,
         V: Into<String>,
     {
-        self.environment = Some(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self.environment = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
         self
     }
 
@@ -280,7 +284,9 @@ impl Builder {
                 Some(level) => fail_level(level, "Builder::fail_level", level.as_str())?,
                 None => match env.get(env::FAIL_LEVEL) {
                     Some(text) => {
-                        let level = text.parse().map_err(|_| invalid(env::FAIL_LEVEL, &text, FAIL_LEVELS))?;
+                        let level = text
+                            .parse()
+                            .map_err(|_| invalid(env::FAIL_LEVEL, &text, FAIL_LEVELS))?;
                         fail_level(level, env::FAIL_LEVEL, &text)?
                     }
                     None => Level::Warning,
@@ -290,7 +296,9 @@ impl Builder {
                 Some(code) => failed_status(code, "Builder::failed_status", &code.to_string())?,
                 None => match env.get(env::FAILED_STATUS) {
                     Some(text) => {
-                        let code = text.parse().map_err(|_| invalid(env::FAILED_STATUS, &text, STATUSES))?;
+                        let code = text
+                            .parse()
+                            .map_err(|_| invalid(env::FAILED_STATUS, &text, STATUSES))?;
                         failed_status(code, env::FAILED_STATUS, &text)?
                     }
                     None => StatusCode::INTERNAL_SERVER_ERROR,
@@ -322,25 +330,39 @@ impl Builder {
             },
             check_timeout: match self.check_timeout {
                 Some(t) if t.is_zero() => {
-                    return Err(invalid("Builder::check_timeout", "0", "a timeout of at least 1 ms"))
+                    return Err(invalid(
+                        "Builder::check_timeout",
+                        "0",
+                        "a timeout of at least 1 ms",
+                    ))
                 }
                 Some(t) => t,
-                None => env.millis(env::CHECK_TIMEOUT_MS, 1)?.unwrap_or(Duration::from_secs(3)),
+                None => env
+                    .millis(env::CHECK_TIMEOUT_MS, 1)?
+                    .unwrap_or(Duration::from_secs(3)),
             },
             cache_ttl: match self.cache_ttl {
                 Some(t) => t,
-                None => env.millis(env::CACHE_TTL_MS, 0)?.unwrap_or(Duration::from_secs(1)),
+                None => env
+                    .millis(env::CACHE_TTL_MS, 0)?
+                    .unwrap_or(Duration::from_secs(1)),
             },
             request_id_header: {
                 let (setting, name) = match self.request_id_header {
                     Some(name) => ("Builder::request_id_header", name),
                     None => (
                         env::REQUEST_ID_HEADER,
-                        env.get(env::REQUEST_ID_HEADER).unwrap_or_else(|| "X-Request-Id".to_owned()),
+                        env.get(env::REQUEST_ID_HEADER)
+                            .unwrap_or_else(|| "X-Request-Id".to_owned()),
                     ),
                 };
-                HeaderName::try_from(name.as_str())
-                    .map_err(|_| invalid(setting, &name, "an HTTP header name (letters, digits and -)"))?
+                HeaderName::try_from(name.as_str()).map_err(|_| {
+                    invalid(
+                        setting,
+                        &name,
+                        "an HTTP header name (letters, digits and -)",
+                    )
+                })?
             },
             enable_error_endpoint: match self.enable_error_endpoint {
                 Some(enable) => enable,
@@ -363,7 +385,10 @@ const BOOLS: &str = "true or false";
 fn invalid(setting: &str, value: &str, expected: &str) -> StartupError {
     let mut value = value.to_owned();
     if value.len() > 80 {
-        let cut = (0..=80).rev().find(|&i| value.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=80)
+            .rev()
+            .find(|&i| value.is_char_boundary(i))
+            .unwrap_or(0);
         value.truncate(cut);
         value.push('…');
     }
@@ -416,8 +441,16 @@ impl Env<'_> {
         self.get(name)
             .map(|text| match text.trim().parse::<u64>() {
                 Ok(ms) if ms >= min => Ok(Duration::from_millis(ms)),
-                _ if min == 0 => Err(invalid(name, &text, "a whole number of milliseconds (0 turns reuse off)")),
-                _ => Err(invalid(name, &text, "a whole number of milliseconds, at least 1")),
+                _ if min == 0 => Err(invalid(
+                    name,
+                    &text,
+                    "a whole number of milliseconds (0 turns reuse off)",
+                )),
+                _ => Err(invalid(
+                    name,
+                    &text,
+                    "a whole number of milliseconds, at least 1",
+                )),
             })
             .transpose()
     }
@@ -428,7 +461,9 @@ mod tests {
     use super::*;
 
     fn build(vars: &[(&str, &str)]) -> Result<Dockerflow, StartupError> {
-        Dockerflow::builder().environment(vars.iter().copied()).build()
+        Dockerflow::builder()
+            .environment(vars.iter().copied())
+            .build()
     }
 
     #[test]
@@ -459,7 +494,9 @@ mod tests {
             (env::ENABLE_ERROR_ENDPOINT, "on", "true or false"),
         ];
         for (var, value, accepted) in cases {
-            let err = build(&[(var, value)]).err().unwrap_or_else(|| panic!("{var}={value} was accepted"));
+            let err = build(&[(var, value)])
+                .err()
+                .unwrap_or_else(|| panic!("{var}={value} was accepted"));
             let text = err.to_string();
             assert!(text.contains(var), "{text}");
             assert!(text.contains(accepted), "{text}");
@@ -469,7 +506,10 @@ mod tests {
     #[test]
     fn code_wins_over_the_environment() {
         let df = Dockerflow::builder()
-            .environment([(env::FAIL_LEVEL, "critical"), (env::SHOW_DETAILS, "nonsense")])
+            .environment([
+                (env::FAIL_LEVEL, "critical"),
+                (env::SHOW_DETAILS, "nonsense"),
+            ])
             .fail_level(Level::Error)
             .show_details(true)
             .build()
@@ -502,7 +542,10 @@ mod tests {
 
     #[test]
     fn the_token_never_shows_in_debug_output() {
-        let df = Dockerflow::builder().details_token("hunter2-token").build().unwrap();
+        let df = Dockerflow::builder()
+            .details_token("hunter2-token")
+            .build()
+            .unwrap();
         assert!(!format!("{:?}", df.config()).contains("hunter2-token"));
     }
 }

@@ -25,7 +25,9 @@ pub enum StartupError {
         second: String,
     },
     /// `only_checks` names a check that does not exist.
-    #[error("only_checks names {name:?}, which is not a registered check; registered checks: {known}")]
+    #[error(
+        "only_checks names {name:?}, which is not a registered check; registered checks: {known}"
+    )]
     UnknownCheck {
         /// The unknown name.
         name: String,

@@ -135,7 +135,11 @@ impl Runner {
 }
 
 /// Runs one check under its timeout and turns what happened into messages.
-async fn run_check(check: &Check, prepared: PreparedKind, default_timeout: Duration) -> Vec<CheckMessage> {
+async fn run_check(
+    check: &Check,
+    prepared: PreparedKind,
+    default_timeout: Duration,
+) -> Vec<CheckMessage> {
     let timeout = check.timeout.unwrap_or(default_timeout);
     let timed_out = || {
         vec![CheckMessage::error(
@@ -165,7 +169,9 @@ async fn run_check(check: &Check, prepared: PreparedKind, default_timeout: Durat
                         let _guard = guard;
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
                     });
-                    tokio::spawn(async move { blocking.await.unwrap_or_else(|e| Err(e.into_panic())) })
+                    tokio::spawn(
+                        async move { blocking.await.unwrap_or_else(|e| Err(e.into_panic())) },
+                    )
                 }
                 PreparedKind::Failed(_) => unreachable!("handled above"),
             };

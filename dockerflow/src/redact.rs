@@ -59,7 +59,11 @@ pub fn redact(text: &str) -> String {
 }
 
 fn is_url_end(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '`' | ')' | ']' | ',')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '`' | ')' | ']' | ','
+        )
 }
 
 /// `scheme://user:pass@host` becomes `scheme://user:***@host`; `scheme://token@host` becomes
@@ -112,7 +116,9 @@ fn mask_key_values(text: &str) -> String {
                         .find(q as char)
                         .map_or(text.len(), |p| value_start + 1 + p + 1),
                     _ => text[value_start..]
-                        .find(|c: char| c.is_whitespace() || matches!(c, '&' | ';' | ',' | '"' | '\'' | ')'))
+                        .find(|c: char| {
+                            c.is_whitespace() || matches!(c, '&' | ';' | ',' | '"' | '\'' | ')')
+                        })
                         .map_or(text.len(), |p| value_start + p),
                 };
                 if value_end > value_start {
@@ -140,8 +146,14 @@ mod tests {
             redact("redis://:s3cret@127.0.0.1:6379/0 refused"),
             "redis://:***@127.0.0.1:6379/0 refused"
         );
-        assert_eq!(redact("mysql://root@localhost/test"), "mysql://***@localhost/test");
-        assert_eq!(redact("see https://example.org/a@b"), "see https://example.org/a@b");
+        assert_eq!(
+            redact("mysql://root@localhost/test"),
+            "mysql://***@localhost/test"
+        );
+        assert_eq!(
+            redact("see https://example.org/a@b"),
+            "see https://example.org/a@b"
+        );
         assert_eq!(redact("no url here"), "no url here");
     }
 

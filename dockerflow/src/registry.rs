@@ -62,13 +62,20 @@ impl CheckRecord {
 
 /// The checks to run: the registered ones plus `extra`, narrowed to `only` when given,
 /// ordered by name. Two checks with one name are an error naming both places.
-pub(crate) fn checks(extra: Vec<Check>, only: Option<&[String]>) -> Result<Vec<Check>, StartupError> {
+pub(crate) fn checks(
+    extra: Vec<Check>,
+    only: Option<&[String]>,
+) -> Result<Vec<Check>, StartupError> {
     let mut all: Vec<Check> = inventory::iter::<CheckRecord>
         .into_iter()
         .map(CheckRecord::to_check)
         .chain(extra)
         .collect();
-    all.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.location.cmp(&b.location)));
+    all.sort_by(|a, b| {
+        a.name
+            .cmp(&b.name)
+            .then_with(|| a.location.cmp(&b.location))
+    });
     if let Some(pair) = all.windows(2).find(|pair| pair[0].name == pair[1].name) {
         return Err(StartupError::DuplicateCheck {
             name: pair[0].name.to_string(),
@@ -81,7 +88,11 @@ pub(crate) fn checks(extra: Vec<Check>, only: Option<&[String]>) -> Result<Vec<C
         if let Some(unknown) = only.iter().find(|name| !known.contains_key(name.as_str())) {
             return Err(StartupError::UnknownCheck {
                 name: unknown.clone(),
-                known: all.iter().map(|c| c.name().to_owned()).collect::<Vec<_>>().join(", "),
+                known: all
+                    .iter()
+                    .map(|c| c.name().to_owned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
         all.retain(|c| only.iter().any(|name| name == c.name()));

@@ -22,7 +22,11 @@ impl CheckResult {
 
     /// The highest level among the messages; `ok` when there are none.
     pub fn level(&self) -> Level {
-        self.messages.iter().map(CheckMessage::level).max().unwrap_or(Level::Ok)
+        self.messages
+            .iter()
+            .map(CheckMessage::level)
+            .max()
+            .unwrap_or(Level::Ok)
     }
 
     /// The messages, silenced ids already dropped.
@@ -45,7 +49,10 @@ impl CheckResult {
                     text.push_str(message.msg());
                 }
                 _ => {
-                    by_id.insert(message.id().to_owned(), Value::String(message.msg().to_owned()));
+                    by_id.insert(
+                        message.id().to_owned(),
+                        Value::String(message.msg().to_owned()),
+                    );
                 }
             }
         }
@@ -63,7 +70,11 @@ pub struct HeartbeatReport {
 impl HeartbeatReport {
     /// The highest level of all checks; `ok` when there are none.
     pub fn level(&self) -> Level {
-        self.checks.iter().map(CheckResult::level).max().unwrap_or(Level::Ok)
+        self.checks
+            .iter()
+            .map(CheckResult::level)
+            .max()
+            .unwrap_or(Level::Ok)
     }
 
     /// Every check that ran, ordered by name.

@@ -51,7 +51,9 @@ impl VersionFile {
         let this = Arc::clone(self);
         web::block(move || this.refresh())
             .await
-            .unwrap_or_else(|_| VersionAnswer::Broken("the version file could not be read".to_owned()))
+            .unwrap_or_else(|_| {
+                VersionAnswer::Broken("the version file could not be read".to_owned())
+            })
     }
 
     fn fresh(&self) -> Option<VersionAnswer> {
@@ -65,10 +67,14 @@ impl VersionFile {
     /// Looks at the file (blocking): reads it again only when it changed.
     fn refresh(&self) -> VersionAnswer {
         let found = match &self.configured {
-            Some(path) => std::fs::metadata(path).ok().map(|meta| (path.clone(), meta)),
+            Some(path) => std::fs::metadata(path)
+                .ok()
+                .map(|meta| (path.clone(), meta)),
             None => DEFAULT_PATHS.iter().find_map(|path| {
                 let path = Path::new(path);
-                std::fs::metadata(path).ok().map(|meta| (path.to_path_buf(), meta))
+                std::fs::metadata(path)
+                    .ok()
+                    .map(|meta| (path.to_path_buf(), meta))
             }),
         };
         let stamp = found
@@ -100,7 +106,9 @@ fn read(path: &Path) -> VersionAnswer {
     let shown = path.display();
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(err) => return VersionAnswer::Broken(format!("version file {shown} cannot be read: {err}")),
+        Err(err) => {
+            return VersionAnswer::Broken(format!("version file {shown} cannot be read: {err}"))
+        }
     };
     match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(serde_json::Value::Object(_)) => VersionAnswer::Found(Bytes::from(bytes)),

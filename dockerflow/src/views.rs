@@ -31,31 +31,48 @@ impl Dockerflow {
     /// Mounts the endpoints on an app or scope: `App::new().configure(|cfg| df.configure(cfg))`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         let inner = &self.inner;
-        cfg.service(endpoint("/__lbheartbeat__").route(web::get().to(lbheartbeat)).route(web::head().to(lbheartbeat)));
+        cfg.service(
+            endpoint("/__lbheartbeat__")
+                .route(web::get().to(lbheartbeat))
+                .route(web::head().to(lbheartbeat)),
+        );
 
         let df = Arc::clone(inner);
         let version = move || {
             let df = Arc::clone(&df);
             async move { version(df).await }
         };
-        cfg.service(endpoint("/__version__").route(web::get().to(version.clone())).route(web::head().to(version)));
+        cfg.service(
+            endpoint("/__version__")
+                .route(web::get().to(version.clone()))
+                .route(web::head().to(version)),
+        );
 
         let df = Arc::clone(inner);
         let heartbeat = move |req: HttpRequest| {
             let df = Arc::clone(&df);
             async move { heartbeat(df, req).await }
         };
-        cfg.service(endpoint("/__heartbeat__").route(web::get().to(heartbeat.clone())).route(web::head().to(heartbeat)));
+        cfg.service(
+            endpoint("/__heartbeat__")
+                .route(web::get().to(heartbeat.clone()))
+                .route(web::head().to(heartbeat)),
+        );
 
         if inner.config.enable_error_endpoint {
-            cfg.service(endpoint("/__error__").route(web::get().to(error)).route(web::head().to(error)));
+            cfg.service(
+                endpoint("/__error__")
+                    .route(web::get().to(error))
+                    .route(web::head().to(error)),
+            );
         }
     }
 }
 
 /// A resource for `path` and `path/`; any method but GET and HEAD is answered 405.
 fn endpoint(path: &str) -> actix_web::Resource {
-    web::resource([path.to_owned(), format!("{path}/")]).default_service(web::to(method_not_allowed))
+    web::resource([path.to_owned(), format!("{path}/")])
+        .default_service(web::to(method_not_allowed))
 }
 
 fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
@@ -95,7 +112,11 @@ async fn heartbeat(df: Arc<Inner>, req: HttpRequest) -> HttpResponse {
     let failed = report.level() >= df.config.fail_level;
     df.hooks.fire(&report, failed);
     let details = df.config.show_details || has_details_token(&df, &req);
-    let status = if failed { df.config.failed_status } else { StatusCode::OK };
+    let status = if failed {
+        df.config.failed_status
+    } else {
+        StatusCode::OK
+    };
     no_store(status).json(report.to_json(details))
 }
 

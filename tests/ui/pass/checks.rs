@@ -10,7 +10,10 @@ fn plain() -> Result<(), String> {
 }
 
 #[dockerflow::check(level = "warning", name = "renamed", id = "app.W001", timeout_ms = 250)]
-async fn all_arguments(_pool: web::Data<Pool>, _client: web::Data<Client>) -> Result<(), std::io::Error> {
+async fn all_arguments(
+    _pool: web::Data<Pool>,
+    _client: web::Data<Client>,
+) -> Result<(), std::io::Error> {
     Ok(())
 }
 
@@ -19,7 +22,7 @@ fn several_messages() -> Vec<CheckMessage> {
     vec![CheckMessage::info("app.I001", "fine")]
 }
 
-#[dockerflow::check(level = "critical",)]
+#[dockerflow::check(level = "critical")]
 async fn both(_pool: web::Data<Pool>) -> Result<Vec<CheckMessage>, String> {
     Ok(vec![])
 }
@@ -60,5 +63,15 @@ fn main() {
         .build()
         .unwrap();
     let names: Vec<&str> = df.checks().iter().map(|c| c.name()).collect();
-    assert_eq!(names, ["both", "inner", "plain", "renamed", "several_messages", "visible_in_crate"]);
+    assert_eq!(
+        names,
+        [
+            "both",
+            "inner",
+            "plain",
+            "renamed",
+            "several_messages",
+            "visible_in_crate"
+        ]
+    );
 }
