@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::web;
 use dockerflow::{CheckMessage, Level};
-use dockerflow_tests::{call, get, only, serve};
+use dockerflow_tests::{call, get, only, serve, with_data};
 use serde_json::json;
 
 /// What `check_scripted` reports: set per server through app data.
@@ -44,10 +44,7 @@ fn check_always_ok() -> Result<(), std::io::Error> {
 fn scripted(
     messages: Vec<CheckMessage>,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
-    let data = web::Data::new(Script(messages));
-    move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(data.clone());
-    }
+    with_data(web::Data::new(Script(messages)))
 }
 
 #[actix_web::test]
@@ -220,9 +217,7 @@ async fn a_plain_failure_gets_the_attribute_level_and_id_and_async_checks_run() 
         .show_details(true)
         .build()
         .unwrap();
-    let srv = serve(df, |cfg| {
-        cfg.app_data(web::Data::new(AsyncFail(Some("disk full"))));
-    });
+    let srv = serve(df, with_data(web::Data::new(AsyncFail(Some("disk full")))));
     let answer = get(&srv, "/__heartbeat__").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
@@ -231,9 +226,7 @@ async fn a_plain_failure_gets_the_attribute_level_and_id_and_async_checks_run() 
     );
 
     let df = only(&["check_async_plain"]).build().unwrap();
-    let srv = serve(df, |cfg| {
-        cfg.app_data(web::Data::new(AsyncFail(None)));
-    });
+    let srv = serve(df, with_data(web::Data::new(AsyncFail(None))));
     assert_eq!(
         get(&srv, "/__heartbeat__").await.json(),
         json!({"status": "ok"})

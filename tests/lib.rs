@@ -94,3 +94,158 @@ pub fn only(names: &[&str]) -> dockerflow::Builder {
         .environment(std::iter::empty::<(String, String)>())
         .only_checks(names.iter().copied())
 }
+
+/// App data for [`serve`]: registers each value with `App::app_data`.
+pub fn with_data<T: Send + Sync + 'static>(
+    data: web::Data<T>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(data.clone());
+    }
+}
+
+/// A loopback port nothing listens on: bound, then released.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A listener that accepts connections and never says a word: the hung backend.
+pub struct SilentListener {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SilentListener {
+    /// Starts accepting on a free port; accepted sockets are held open until dropped.
+    pub fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((socket, _)) => held.push(socket),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        });
+        SilentListener { port, stop }
+    }
+}
+
+impl Drop for SilentListener {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A redis-server of the test's own on a free port, killed when dropped.
+pub struct RedisServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it answers.
+    pub fn start() -> Self {
+        let mut server = RedisServer {
+            port: closed_port(),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to connected clients).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH (scripts/setup installs it)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.command(&["PING"]).as_deref() != Some("+PONG") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server on port {} did not start",
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Sends one command in RESP and returns the first line of the answer.
+    pub fn command(&self, args: &[&str]) -> Option<String> {
+        use std::io::{BufRead, Write};
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .ok()?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        socket.write_all(request.as_bytes()).ok()?;
+        let mut reader = std::io::BufReader::new(socket);
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        if let Some(len) = line
+            .strip_prefix('$')
+            .and_then(|n| n.trim().parse::<usize>().ok())
+        {
+            let mut body = vec![0; len + 2];
+            std::io::Read::read_exact(&mut reader, &mut body).ok()?;
+            return Some(String::from_utf8_lossy(&body[..len]).into_owned());
+        }
+        Some(line.trim_end().to_owned())
+    }
+
+    /// How many times a command ran, from `INFO commandstats` (`ping` → `cmdstat_ping:calls=N`).
+    pub fn calls(&self, command: &str) -> u64 {
+        let info = self.command(&["INFO", "commandstats"]).unwrap_or_default();
+        let key = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&key))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::web;
-use dockerflow_tests::{get, serve};
+use dockerflow_tests::{get, serve, with_data};
 // The one line an app needs for a crate whose only job is to register checks: without a
 // reference, the linker drops the crate and its checks vanish.
 use linked_checks as _;
@@ -24,9 +24,10 @@ async fn a_check_from_a_linked_crate_runs_in_the_heartbeat() {
         check.location()
     );
 
-    let srv = serve(df, |cfg| {
-        cfg.app_data(web::Data::new(linked_checks::Upstream { up: false }));
-    });
+    let srv = serve(
+        df,
+        with_data(web::Data::new(linked_checks::Upstream { up: false })),
+    );
     let answer = get(&srv, "/__heartbeat__").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use actix_web::http::{Method, StatusCode};
 use actix_web::web;
 use dockerflow::{CheckMessage, HeartbeatReport, Level};
-use dockerflow_tests::{call, get, only, serve};
+use dockerflow_tests::{call, get, only, serve, with_data};
 
 static FIRED: Mutex<Vec<(&'static str, Level)>> = Mutex::new(Vec::new());
 
@@ -90,9 +90,7 @@ async fn one_kind_fires_once_per_response_with_the_highest_level() {
             .cache_ttl(std::time::Duration::from_secs(60))
             .build()
             .unwrap();
-        let srv = serve(df, move |cfg| {
-            cfg.app_data(data.clone());
-        });
+        let srv = serve(df, with_data(data));
         take();
         assert_eq!(get(&srv, "/__heartbeat__").await.status, status);
         assert_eq!(get(&srv, "/__heartbeat__/").await.status, status);
