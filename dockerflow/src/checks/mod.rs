@@ -1,2 +1,140 @@
 //! Built-in checks, each behind the feature of the client it talks to. Add one with
 //! [`Builder::check`](crate::Builder::check); it finds the pool or client in the app data.
+//!
+//! | check | feature | needs in the app data | turn it on |
+//! |---|---|---|---|
+//! | `check_database_connected` | `postgres`, `mysql`, `sqlite` | `web::Data<r2d2::Pool<ConnectionManager<C>>>` | `.check(checks::database_connected::<C>())` |
+//! | `check_migrations_applied` | `postgres`, `mysql`, `sqlite` | the same pool | `.check(checks::migrations_applied::<C>(MIGRATIONS))` |
+//! | `check_redis_connected` | `redis` | `web::Data<redis::Client>` | `.check(checks::redis_connected())` |
+//!
+//! Their names, ids, levels and messages are those of python-dockerflow's Django checks (the
+//! ids are in [`ids`]). A check whose pool or client is missing from the app data says so, naming
+//! the type to add (`dockerflow.health.E003` or `E006`); nothing panics, and every failure is a
+//! message. Database work runs on the blocking pool, Redis on dockerflow's check runtime, and
+//! each waits for its server a little less than the check's timeout, so that a server that does
+//! not answer is reported with the driver's reason rather than as a timed-out check.
+//!
+//! # Migrations the build does not know
+//!
+//! Besides one `dockerflow.health.W001` per migration the database has not applied,
+//! `check_migrations_applied` reports each migration the database *has* applied but this build
+//! does not embed, as `dockerflow.health.W002` at level **warning**. That is what a rollback
+//! looks like when it is deployed over a schema that a newer release already migrated: the old
+//! code runs against tables it was not written for (a column it does not fill, a constraint it
+//! does not expect), and requests fail in ways no other check sees. It is a warning, like a
+//! pending migration, and not an error, because the database itself is fine and the fix is a
+//! deliberate decision (roll forward, or revert the migration); with the default fail level it
+//! still fails the heartbeat, so a deployment system holds the rollout. A deployment that runs
+//! old code over a newer schema on purpose can silence it with
+//! `DOCKERFLOW_SILENCED_CHECKS=dockerflow.health.W002`.
+//!
+//! # Secrets
+//!
+//! Every text a driver gives passes [`redact`](crate::redact::redact) before it reaches a body or
+//! a log line, keeping what helps (host, port, "connection refused") and masking URL passwords.
+//! The Redis check also masks the password of the client it uses. A diesel pool does not tell the
+//! URL it was built from: register the database password with
+//! [`Builder::redact`](crate::Builder::redact).
+#![cfg_attr(
+    all(feature = "postgres", feature = "redis"),
+    doc = r#"
+# Example
+
+All three, for PostgreSQL and Redis:
+
+```no_run
+use actix_web::{web, App, HttpServer};
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::PgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use dockerflow::{checks, Dockerflow};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/demo/migrations/postgres");
+
+#[actix_web::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let url = std::env::var("DATABASE_URL")?;
+    let pool = Pool::builder().build_unchecked(ConnectionManager::<PgConnection>::new(&url));
+    let redis = redis::Client::open(std::env::var("REDIS_URL")?)?;
+    let dockerflow = Dockerflow::builder()
+        .check(checks::database_connected::<PgConnection>())
+        .check(checks::migrations_applied::<PgConnection>(MIGRATIONS))
+        .check(checks::redis_connected())
+        .build()?;
+    HttpServer::new(move || {
+        let dockerflow = dockerflow.clone();
+        App::new()
+            .app_data(web::Data::new(pool.clone()))
+            .app_data(web::Data::new(redis.clone()))
+            .configure(move |cfg| dockerflow.configure(cfg))
+    })
+    .bind(("127.0.0.1", 8000))?
+    .run()
+    .await?;
+    Ok(())
+}
+```
+"#
+)]
+
+#[cfg(feature = "diesel-checks")]
+mod database;
+#[cfg(feature = "diesel-checks")]
+mod migrations;
+#[cfg(feature = "redis")]
+mod redis;
+
+#[cfg(feature = "diesel-checks")]
+pub use self::database::{check_database_connected, database_connected, DatabaseConnection};
+#[cfg(feature = "diesel-checks")]
+pub use self::migrations::{check_migrations_applied, migrations_applied};
+#[cfg(feature = "redis")]
+pub use self::redis::{check_redis_connected, redis_connected, redis_connected_to};
+
+/// The pool type the database checks look for in the app data, for a diesel connection `C`:
+/// `r2d2::Pool<diesel::r2d2::ConnectionManager<C>>`.
+#[cfg(feature = "diesel-checks")]
+pub type DieselPool<C> = r2d2::Pool<diesel::r2d2::ConnectionManager<C>>;
+
+/// The name of the database check in the heartbeat.
+pub const DATABASE_CONNECTED: &str = "check_database_connected";
+/// The name of the migrations check in the heartbeat.
+pub const MIGRATIONS_APPLIED: &str = "check_migrations_applied";
+/// The name of the Redis check in the heartbeat.
+pub const REDIS_CONNECTED: &str = "check_redis_connected";
+
+/// The message ids of the built-in checks, to silence some in code
+/// (`Builder::silence([ids::W002])`) or to match in tests.
+pub mod ids {
+    /// `check_database_connected`, error: `Could not connect to database: <reason>`.
+    pub const E001: &str = "dockerflow.health.E001";
+    /// `check_database_connected`, error: `Database connection is not usable`.
+    pub const E002: &str = "dockerflow.health.E002";
+    /// `check_database_connected`, error: `Database misconfigured: "<reason>"`.
+    pub const E003: &str = "dockerflow.health.E003";
+    /// `check_redis_connected`, error: `Could not connect to redis: <reason>`.
+    pub const E004: &str = "dockerflow.health.E004";
+    /// `check_redis_connected`, error: `Redis misconfigured: "<reason>"`.
+    pub const E006: &str = "dockerflow.health.E006";
+    /// `check_redis_connected`, error: `Redis ping failed`.
+    pub const E007: &str = "dockerflow.health.E007";
+    /// `check_migrations_applied`, info: `Can't connect to database to check migrations`.
+    pub const I001: &str = "dockerflow.health.I001";
+    /// `check_migrations_applied`, warning: `Unapplied migration <name>`, one per migration.
+    pub const W001: &str = "dockerflow.health.W001";
+    /// `check_migrations_applied`, warning: `Database has migration <version> that this build
+    /// does not know`, one per migration.
+    pub const W002: &str = "dockerflow.health.W002";
+}
+
+/// A run that reports `messages` without doing anything (the check cannot start).
+#[cfg(any(feature = "diesel-checks", feature = "redis"))]
+fn report(messages: Vec<crate::CheckMessage>) -> crate::Prepared {
+    crate::Prepared::future(std::future::ready(messages))
+}
+
+/// `diesel::pg::connection::PgConnection` reads better as `PgConnection`.
+#[cfg(feature = "diesel-checks")]
+fn shorten(type_name: &str) -> &str {
+    type_name.rsplit("::").next().unwrap_or(type_name)
+}
