@@ -103,7 +103,11 @@ fn hostname() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
-        .chain(["HOSTNAME", "COMPUTERNAME"].iter().filter_map(|var| std::env::var(var).ok()))
+        .chain(
+            ["HOSTNAME", "COMPUTERNAME"]
+                .iter()
+                .filter_map(|var| std::env::var(var).ok()),
+        )
         .map(|name| name.trim().to_owned())
         .find(|name| !name.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
@@ -298,14 +302,19 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
-            values.record(&mut Visitor { fields, controls: None });
+            values.record(&mut Visitor {
+                fields,
+                controls: None,
+            });
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX));
+            .map_or(0, |since| {
+                u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+            });
 
         // Outer spans first, so inner spans and then the event itself win on a shared name.
         let mut fields = Map::new();
@@ -333,7 +342,11 @@ where
             logger: &self.logger,
             hostname: &self.hostname,
             env_version: "2.0",
-            severity: if controls.critical { CRITICAL } else { severity(*metadata.level()) },
+            severity: if controls.critical {
+                CRITICAL
+            } else {
+                severity(*metadata.level())
+            },
             pid: self.pid,
             fields: &fields,
         };
@@ -363,7 +376,10 @@ mod tests {
 
     #[test]
     fn error_chains_name_every_cause_once() {
-        let error = Outer(Inner(io::Error::new(io::ErrorKind::NotFound, "no such file")));
+        let error = Outer(Inner(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no such file",
+        )));
         assert_eq!(
             error_chain(&error),
             "cannot load config: cannot open /etc/app.toml: no such file"

@@ -130,7 +130,8 @@ pub struct RequestSummaryMiddleware<S> {
 
 impl<S> fmt::Debug for RequestSummaryMiddleware<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestSummaryMiddleware").finish_non_exhaustive()
+        f.debug_struct("RequestSummaryMiddleware")
+            .finish_non_exhaustive()
     }
 }
 
@@ -258,7 +259,10 @@ where
             lang: header_text(req.headers(), header::ACCEPT_LANGUAGE),
             method: req.method().to_string(),
             path: req.path().to_owned(),
-            querystring: self.settings.log_querystring.then(|| req.query_string().to_owned()),
+            querystring: self
+                .settings
+                .log_querystring
+                .then(|| req.query_string().to_owned()),
             rid: rid.clone(),
             uid: Rc::default(),
         };
@@ -268,10 +272,16 @@ where
             uid: Rc::clone(&summary.uid),
         });
 
-        let call = std::panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(|| self.service.call(req))));
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            span.in_scope(|| self.service.call(req))
+        }));
         Box::pin(async move {
             let outcome = match call {
-                Ok(future) => AssertUnwindSafe(future.instrument(span)).catch_unwind().await,
+                Ok(future) => {
+                    AssertUnwindSafe(future.instrument(span))
+                        .catch_unwind()
+                        .await
+                }
                 Err(panic) => Err(panic),
             };
             match outcome {

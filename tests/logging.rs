@@ -1,0 +1,752 @@
+//! Contract §5: mozlog lines, `request.summary` and request ids, from real servers.
+//!
+//! One global subscriber per test binary (handlers run on the server's worker threads, where a
+//! thread-local subscriber would see nothing) writes into a shared buffer; each test finds its
+//! own lines by the request id it sent. Every line captured is validated against
+//! `fixtures/mozlog.schema.json`. One test runs a child process that calls
+//! `dockerflow::logging::init` and reads its real stdout.
+
+use std::io::{self, BufRead};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::HeaderValue;
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse};
+use dockerflow::logging::{MozLogLayer, RequestId};
+use dockerflow::Dockerflow;
+use serde_json::{json, Value};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+
+const LOGGER: &str = "logging-tests";
+
+/// Every `write` call the layer made, in order.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<Vec<u8>>>>);
+
+struct CaptureWriter(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().push(buf.to_vec());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = CaptureWriter;
+
+    fn make_writer(&'a self) -> CaptureWriter {
+        CaptureWriter(Arc::clone(&self.0))
+    }
+}
+
+fn capture() -> &'static Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(MozLogLayer::new(LOGGER).with_writer(capture.clone()))
+            .with(LevelFilter::DEBUG);
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("the only global subscriber of this binary");
+        capture
+    })
+}
+
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mozlog.schema.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::validator_for(&schema).expect("the schema is valid")
+    })
+}
+
+/// `text` as one mozlog line, valid against the schema.
+fn parse_line(text: &str) -> Value {
+    let line: Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
+    let errors: Vec<String> = validator()
+        .iter_errors(&line)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{text}\ndoes not match the mozlog schema: {errors:#?}"
+    );
+    line
+}
+
+/// Every line captured so far. Each `write` call holds exactly one whole line.
+fn all_lines() -> Vec<Value> {
+    let writes = capture().0.lock().unwrap().clone();
+    writes
+        .iter()
+        .map(|write| {
+            let text = std::str::from_utf8(write).expect("UTF-8");
+            assert!(
+                text.ends_with('\n') && text.matches('\n').count() == 1,
+                "a write that is not exactly one line: {text:?}"
+            );
+            parse_line(text.trim_end())
+        })
+        .collect()
+}
+
+/// The lines whose `Fields.rid` is `rid`, once `done` holds for them (5 s at most).
+fn lines_of(rid: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines: Vec<Value> = all_lines()
+            .into_iter()
+            .filter(|l| l["Fields"]["rid"] == rid)
+            .collect();
+        if done(&lines) || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn summaries(lines: &[Value]) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|l| l["Type"] == "request.summary")
+        .collect()
+}
+
+/// The one `request.summary` line of the request `rid`.
+fn summary_of(rid: &str) -> Value {
+    let lines = lines_of(rid, |lines| !summaries(lines).is_empty());
+    let found = summaries(&lines);
+    assert_eq!(found.len(), 1, "one summary for {rid}: {lines:#?}");
+    found[0].clone()
+}
+
+fn unique(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{name}-{}-{n}", std::process::id())
+}
+
+fn is_uuid_v4(text: &str) -> bool {
+    uuid::Uuid::parse_str(text).is_ok_and(|id| id.get_version_num() == 4)
+}
+
+async fn hello(rid: RequestId) -> String {
+    tracing::info!(step = "inside", "handling hello");
+    format!("rid={rid}")
+}
+
+async fn failing() -> Result<HttpResponse, actix_web::Error> {
+    Err(actix_web::error::ErrorInternalServerError(
+        "the payments backend is down",
+    ))
+}
+
+async fn plain_500() -> HttpResponse {
+    HttpResponse::InternalServerError().finish()
+}
+
+async fn panicking() -> HttpResponse {
+    panic!("boom in the handler");
+}
+
+async fn nested() -> HttpResponse {
+    tracing::info!(
+        tree = ?json!({"a": {"b": [1, 2]}}),
+        shown = %json!({"c": [3]}),
+        list = ?vec![1, 2, 3],
+        count = 3_u64,
+        ok = true,
+        ratio = 0.5_f64,
+        "nested values"
+    );
+    HttpResponse::Ok().finish()
+}
+
+async fn secrets() -> HttpResponse {
+    tracing::warn!(
+        url = "postgres://app:hunter2@db.internal:5432/app",
+        note = "configured secret: tok-logging-s3cret",
+        "connecting to postgres://app:hunter2@db.internal:5432/app"
+    );
+    HttpResponse::Ok().finish()
+}
+
+async fn with_uid(req: HttpRequest) -> HttpResponse {
+    tracing::info!("before the uid is known");
+    dockerflow::logging::set_uid(&req, "user-42");
+    tracing::info!("after the uid is known");
+    HttpResponse::Ok().finish()
+}
+
+async fn levels() -> HttpResponse {
+    let err = Outer(io::Error::new(
+        io::ErrorKind::ConnectionRefused,
+        "connection refused",
+    ));
+    tracing::error!(
+        error = &err as &dyn std::error::Error,
+        "cannot reach the cache"
+    );
+    tracing::error!(critical = true, "the disk is full");
+    tracing::warn!("a warning");
+    tracing::debug!("a debug line");
+    tracing::info!(target: "custom.type", "a custom type");
+    HttpResponse::Ok().finish()
+}
+
+#[derive(Debug)]
+struct Outer(io::Error);
+
+impl std::fmt::Display for Outer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cache client failed")
+    }
+}
+
+impl std::error::Error for Outer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/hello", web::get().to(hello))
+        .route("/failing", web::get().to(failing))
+        .route("/plain-500", web::get().to(plain_500))
+        .route("/panic", web::get().to(panicking))
+        .route("/nested", web::get().to(nested))
+        .route("/secrets", web::get().to(secrets))
+        .route("/uid", web::get().to(with_uid))
+        .route("/levels", web::get().to(levels));
+}
+
+fn server(dockerflow: Dockerflow) -> actix_test::TestServer {
+    capture();
+    actix_test::start(move || {
+        let dockerflow = dockerflow.clone();
+        App::new()
+            .configure(routes)
+            .configure(|cfg| dockerflow.configure(cfg))
+            .wrap(dockerflow.request_summary())
+    })
+}
+
+fn builder() -> dockerflow::Builder {
+    Dockerflow::builder()
+        .environment(std::iter::empty::<(String, String)>())
+        .only_checks(std::iter::empty::<String>())
+}
+
+fn default_server() -> actix_test::TestServer {
+    server(builder().build().unwrap())
+}
+
+struct Sent {
+    status: StatusCode,
+    rid_header: Option<String>,
+    body: String,
+}
+
+async fn send(srv: &actix_test::TestServer, path: &str, headers: &[(&str, HeaderValue)]) -> Sent {
+    let mut request = srv.get(path);
+    for (name, value) in headers {
+        request = request.insert_header((*name, value.clone()));
+    }
+    let mut response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let body = response.body().await.unwrap();
+    Sent {
+        status: response.status(),
+        rid_header: response
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn rid_header(rid: &str) -> (&'static str, HeaderValue) {
+    ("x-request-id", HeaderValue::from_str(rid).unwrap())
+}
+
+#[actix_web::test]
+async fn the_summary_carries_the_request_id_of_the_header_which_is_echoed_and_extracted() {
+    let srv = default_server();
+    let rid = unique("sane id");
+    let sent = send(
+        &srv,
+        "/hello?a=1",
+        &[
+            rid_header(&rid),
+            ("user-agent", HeaderValue::from_static("logging-test/1.0")),
+            ("accept-language", HeaderValue::from_static("fr-CA")),
+        ],
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::OK);
+    assert_eq!(sent.rid_header.as_deref(), Some(rid.as_str()));
+    assert_eq!(sent.body, format!("rid={rid}"));
+
+    let summary = summary_of(&rid);
+    assert_eq!(summary["Logger"], LOGGER);
+    assert_eq!(summary["Severity"], 6);
+    assert_eq!(summary["EnvVersion"], "2.0");
+    assert_eq!(summary["Pid"], std::process::id());
+    let fields = &summary["Fields"];
+    assert_eq!(fields["agent"], "logging-test/1.0");
+    assert_eq!(fields["lang"], "fr-CA");
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["path"], "/hello");
+    assert_eq!(fields["code"], 200);
+    assert_eq!(fields["errno"], 0);
+    assert!(fields["t"].is_u64(), "{summary}");
+    assert!(
+        fields.get("querystring").is_none(),
+        "querystring is off by default: {summary}"
+    );
+    assert!(fields.get("uid").is_none(), "{summary}");
+
+    // The handler's own line carries the id through the request span.
+    let lines = lines_of(&rid, |_| true);
+    let inside = lines
+        .iter()
+        .find(|l| l["Fields"]["msg"] == "handling hello")
+        .expect("the handler's line");
+    assert_eq!(inside["Fields"]["step"], "inside");
+    assert_eq!(inside["Type"], "logging");
+    assert_eq!(inside["Severity"], 6);
+    let timestamp = inside["Timestamp"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert!(
+        now - timestamp < 60_000_000_000,
+        "Timestamp is ns since the epoch: {timestamp}"
+    );
+}
+
+#[actix_web::test]
+async fn a_request_without_an_id_gets_a_uuid_v4_in_the_response_and_the_summary() {
+    let srv = default_server();
+    let sent = send(&srv, "/hello", &[]).await;
+    let rid = sent.rid_header.expect("a request id header");
+    assert!(is_uuid_v4(&rid), "{rid}");
+    assert_eq!(sent.body, format!("rid={rid}"));
+    assert_eq!(summary_of(&rid)["Fields"]["path"], "/hello");
+}
+
+#[actix_web::test]
+async fn hostile_request_ids_are_replaced_by_a_uuid_v4() {
+    let srv = default_server();
+    let longest = "y".repeat(128);
+    let hostile = [
+        HeaderValue::from_str(&"x".repeat(300)).unwrap(),
+        HeaderValue::from_str(&"z".repeat(129)).unwrap(),
+        HeaderValue::from_str("abc\tdef").unwrap(),
+        HeaderValue::from_bytes("café-☕".as_bytes()).unwrap(),
+        HeaderValue::from_bytes(b"\x80\xff").unwrap(),
+    ];
+    for value in hostile {
+        let sent = send(&srv, "/hello", &[("x-request-id", value.clone())]).await;
+        let rid = sent.rid_header.expect("a request id header");
+        assert!(is_uuid_v4(&rid), "{value:?} was answered with {rid:?}");
+        assert_eq!(sent.body, format!("rid={rid}"));
+        assert_eq!(summary_of(&rid)["Fields"]["rid"], rid.as_str());
+    }
+    let sent = send(&srv, "/hello", &[rid_header(&longest)]).await;
+    assert_eq!(
+        sent.rid_header.as_deref(),
+        Some(longest.as_str()),
+        "128 characters are kept"
+    );
+}
+
+#[actix_web::test]
+async fn the_configured_header_is_read_and_answered() {
+    let srv = server(builder().request_id_header("X-Trace-Id").build().unwrap());
+    let rid = unique("trace");
+    let mut response = srv
+        .get("/hello")
+        .insert_header(("x-trace-id", rid.as_str()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers().get("x-trace-id").unwrap(), rid.as_str());
+    assert!(response.headers().get("x-request-id").is_none());
+    assert_eq!(
+        response.body().await.unwrap(),
+        format!("rid={rid}").as_bytes()
+    );
+    assert_eq!(summary_of(&rid)["Fields"]["code"], 200);
+}
+
+#[actix_web::test]
+async fn a_handler_that_fails_with_a_500_gives_errno_500_and_an_error_line() {
+    let srv = default_server();
+    let rid = unique("failing");
+    let sent = send(&srv, "/failing", &[rid_header(&rid)]).await;
+    assert_eq!(sent.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(sent.rid_header.as_deref(), Some(rid.as_str()));
+    let summary = summary_of(&rid);
+    assert_eq!(summary["Fields"]["code"], 500);
+    assert_eq!(summary["Fields"]["errno"], 500);
+    assert_eq!(summary["Severity"], 3);
+    assert_eq!(summary["Fields"]["error"], "the payments backend is down");
+
+    // A plain 500 answer is not a failure of the handler, but still errno 500.
+    let rid = unique("plain 500");
+    send(&srv, "/plain-500", &[rid_header(&rid)]).await;
+    let summary = summary_of(&rid);
+    assert_eq!(
+        (
+            summary["Fields"]["code"].clone(),
+            summary["Fields"]["errno"].clone()
+        ),
+        (json!(500), json!(500))
+    );
+    assert_eq!(summary["Severity"], 6);
+
+    // Below 500, errno is 0.
+    let rid = unique("not found");
+    let sent = send(&srv, "/nowhere", &[rid_header(&rid)]).await;
+    assert_eq!(sent.status, StatusCode::NOT_FOUND);
+    assert_eq!(sent.rid_header.as_deref(), Some(rid.as_str()));
+    let summary = summary_of(&rid);
+    assert_eq!(
+        (
+            summary["Fields"]["code"].clone(),
+            summary["Fields"]["errno"].clone()
+        ),
+        (json!(404), json!(0))
+    );
+}
+
+#[actix_web::test]
+async fn a_panicking_handler_gets_a_summary_with_errno_500_and_the_server_keeps_serving() {
+    let srv = default_server();
+    let rid = unique("panic");
+    let result = srv
+        .get("/panic")
+        .insert_header(("x-request-id", rid.as_str()))
+        .send()
+        .await;
+    assert!(
+        result.is_err(),
+        "actix closes the connection of a panicking handler: {result:?}"
+    );
+    let summary = summary_of(&rid);
+    assert_eq!(summary["Fields"]["code"], 500);
+    assert_eq!(summary["Fields"]["errno"], 500);
+    assert_eq!(summary["Severity"], 3);
+    assert_eq!(
+        summary["Fields"]["error"],
+        "handler panicked: boom in the handler"
+    );
+
+    assert_eq!(send(&srv, "/hello", &[]).await.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn the_querystring_is_logged_only_when_enabled_and_redacted() {
+    let on = server(builder().log_querystring(true).build().unwrap());
+    let rid = unique("qs on");
+    send(
+        &on,
+        "/hello?page=2&token=abc123&q=caf%C3%A9",
+        &[rid_header(&rid)],
+    )
+    .await;
+    let summary = summary_of(&rid);
+    assert_eq!(
+        summary["Fields"]["querystring"],
+        "page=2&token=***&q=caf%C3%A9"
+    );
+    assert_eq!(summary["Fields"]["path"], "/hello");
+
+    let rid = unique("qs on, empty");
+    send(&on, "/hello", &[rid_header(&rid)]).await;
+    assert_eq!(summary_of(&rid)["Fields"]["querystring"], "");
+
+    let off = default_server();
+    let rid = unique("qs off");
+    send(&off, "/hello?page=2", &[rid_header(&rid)]).await;
+    let summary = summary_of(&rid);
+    assert!(summary["Fields"].get("querystring").is_none(), "{summary}");
+    assert!(!summary.to_string().contains("page=2"), "{summary}");
+}
+
+#[actix_web::test]
+async fn nested_values_are_flattened_to_strings_and_scalars_keep_their_type() {
+    let srv = default_server();
+    let rid = unique("nested");
+    send(&srv, "/nested", &[rid_header(&rid)]).await;
+    let lines = lines_of(&rid, |lines| {
+        lines.iter().any(|l| l["Fields"]["msg"] == "nested values")
+    });
+    let line = lines
+        .iter()
+        .find(|l| l["Fields"]["msg"] == "nested values")
+        .expect("the nested line");
+    let fields = &line["Fields"];
+    assert_eq!(
+        fields["tree"],
+        r#"Object {"a": Object {"b": Array [Number(1), Number(2)]}}"#
+    );
+    assert_eq!(fields["shown"], r#"{"c":[3]}"#);
+    assert_eq!(fields["list"], "[1, 2, 3]");
+    assert_eq!(fields["count"], 3);
+    assert_eq!(fields["ok"], true);
+    assert_eq!(fields["ratio"], 0.5);
+    assert!(fields
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|v| !v.is_object() && !v.is_array()));
+}
+
+#[actix_web::test]
+async fn url_passwords_and_configured_secrets_never_reach_a_line() {
+    let srv = server(builder().redact("tok-logging-s3cret").build().unwrap());
+    let rid = unique("secrets");
+    send(&srv, "/secrets", &[rid_header(&rid)]).await;
+    let lines = lines_of(&rid, |lines| lines.iter().any(|l| l["Severity"] == 4));
+    let line = lines
+        .iter()
+        .find(|l| l["Severity"] == 4)
+        .expect("the warning");
+    assert_eq!(
+        line["Fields"]["url"],
+        "postgres://app:***@db.internal:5432/app"
+    );
+    assert_eq!(
+        line["Fields"]["msg"],
+        "connecting to postgres://app:***@db.internal:5432/app"
+    );
+    assert_eq!(line["Fields"]["note"], "configured secret: ***");
+    let every_line = all_lines()
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!every_line.contains("hunter2") && !every_line.contains("tok-logging-s3cret"));
+}
+
+#[actix_web::test]
+async fn severities_types_and_error_chains() {
+    let srv = default_server();
+    let rid = unique("levels");
+    send(&srv, "/levels", &[rid_header(&rid)]).await;
+    let lines = lines_of(&rid, |lines| lines.len() >= 6);
+    let by_msg = |msg: &str| {
+        lines
+            .iter()
+            .find(|l| l["Fields"]["msg"] == msg)
+            .unwrap_or_else(|| panic!("no line {msg:?} in {lines:#?}"))
+    };
+    let error = by_msg("cannot reach the cache");
+    assert_eq!(error["Severity"], 3);
+    assert_eq!(
+        error["Fields"]["error"],
+        "cache client failed: connection refused"
+    );
+    let critical = by_msg("the disk is full");
+    assert_eq!(critical["Severity"], 2);
+    assert!(critical["Fields"].get("critical").is_none());
+    assert_eq!(by_msg("a warning")["Severity"], 4);
+    assert_eq!(by_msg("a debug line")["Severity"], 7);
+    assert_eq!(by_msg("a custom type")["Type"], "custom.type");
+}
+
+#[actix_web::test]
+async fn set_uid_reaches_the_summary_and_the_lines_after_it() {
+    let srv = default_server();
+    let rid = unique("uid");
+    send(&srv, "/uid", &[rid_header(&rid)]).await;
+    assert_eq!(summary_of(&rid)["Fields"]["uid"], "user-42");
+    let lines = lines_of(&rid, |_| true);
+    let before = lines
+        .iter()
+        .find(|l| l["Fields"]["msg"] == "before the uid is known")
+        .unwrap();
+    let after = lines
+        .iter()
+        .find(|l| l["Fields"]["msg"] == "after the uid is known")
+        .unwrap();
+    assert!(before["Fields"].get("uid").is_none(), "{before}");
+    assert_eq!(after["Fields"]["uid"], "user-42");
+}
+
+#[actix_web::test]
+async fn the_error_endpoint_logs_a_severity_3_line_with_the_request_id() {
+    let srv = server(builder().enable_error_endpoint(true).build().unwrap());
+    let rid = unique("error endpoint");
+    let sent = send(&srv, "/__error__", &[rid_header(&rid)]).await;
+    assert_eq!(sent.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let lines = lines_of(&rid, |lines| lines.len() >= 2);
+    let error = lines
+        .iter()
+        .find(|l| l["Type"] != "request.summary")
+        .unwrap_or_else(|| panic!("an error line in {lines:#?}"));
+    assert_eq!(error["Severity"], 3);
+    assert_eq!(error["Type"], "dockerflow::views");
+    assert!(error["Fields"]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("/__error__"));
+    assert_eq!(summary_of(&rid)["Fields"]["errno"], 500);
+}
+
+#[actix_web::test]
+async fn dockerflow_endpoints_are_summarised_too() {
+    let srv = default_server();
+    let rid = unique("lbheartbeat");
+    let sent = send(&srv, "/__lbheartbeat__", &[rid_header(&rid)]).await;
+    assert_eq!(sent.status, StatusCode::OK);
+    assert_eq!(sent.rid_header.as_deref(), Some(rid.as_str()));
+    assert_eq!(summary_of(&rid)["Fields"]["path"], "/__lbheartbeat__");
+}
+
+#[test]
+fn the_schema_rejects_what_mozlog_forbids() {
+    let good = json!({"Timestamp": 1_763_784_000_123_456_789_u64, "Type": "request.summary", "Logger": "app",
+        "Hostname": "web-1", "EnvVersion": "2.0", "Severity": 6, "Pid": 7,
+        "Fields": {"agent": "", "lang": "", "method": "GET", "path": "/", "code": 200, "errno": 0, "t": 1, "rid": "r"}});
+    assert!(validator().is_valid(&good));
+    let bad: [(&str, Value); 7] = [
+        ("/Fields/nested", json!({"a": 1})),
+        ("/Fields/list", json!([1])),
+        ("/Severity", json!(8)),
+        ("/Timestamp", json!(1.5)),
+        ("/EnvVersion", json!("1.0")),
+        ("/Fields/errno", json!(404)),
+        ("/Fields/rid", json!("x".repeat(129))),
+    ];
+    for (pointer, value) in bad {
+        let mut line = good.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        line.pointer_mut(parent)
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .insert(key.to_owned(), value);
+        assert!(!validator().is_valid(&line), "{pointer} accepted: {line}");
+    }
+    let mut line = good.clone();
+    line["Fields"].as_object_mut().unwrap().remove("rid");
+    assert!(
+        !validator().is_valid(&line),
+        "a summary without rid accepted"
+    );
+}
+
+#[test]
+fn init_refuses_a_second_global_subscriber() {
+    capture();
+    let err = dockerflow::logging::init("again").expect_err("a subscriber is already set");
+    assert!(err.to_string().contains("already set"), "{err}");
+}
+
+const CHILD_ENV: &str = "DOCKERFLOW_LOGGING_TEST_CHILD";
+const CHILD_RID: &str = "child-process-rid";
+const BIG_LINES: usize = 4 * 100;
+
+/// Runs `child_process_entry` in a new process and checks its real stdout: `init` writes
+/// mozlog there, and lines written from many threads at once are never split or interleaved.
+#[test]
+fn init_writes_whole_mozlog_lines_to_stdout_in_a_real_process() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_process_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the test binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "child failed: {stderr}");
+
+    let mut summaries = 0;
+    let mut big = 0;
+    for text in output.stdout.lines() {
+        let text = text.unwrap();
+        // libtest prints this without a newline before the test runs.
+        let text = text
+            .strip_prefix("test child_process_entry ... ")
+            .unwrap_or(&text);
+        if !text.contains("\"Timestamp\"") {
+            assert!(!text.starts_with('{'), "a broken line: {text:?}");
+            continue; // the test harness's own lines
+        }
+        let line = parse_line(text);
+        assert_eq!(line["Logger"], "child-app");
+        if line["Type"] == "request.summary" && line["Fields"]["rid"] == CHILD_RID {
+            summaries += 1;
+            assert_eq!(line["Fields"]["path"], "/hello");
+        }
+        if line["Fields"]["msg"] == "big line" {
+            big += 1;
+            assert_eq!(line["Fields"]["payload"].as_str().unwrap().len(), 5000);
+        }
+    }
+    assert_eq!(
+        summaries,
+        1,
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(big, BIG_LINES);
+}
+
+#[actix_web::test]
+#[ignore = "entry point of the child process of init_writes_whole_mozlog_lines_to_stdout_in_a_real_process"]
+async fn child_process_entry() {
+    assert_eq!(
+        std::env::var(CHILD_ENV).as_deref(),
+        Ok("1"),
+        "run by its parent test only"
+    );
+    dockerflow::logging::init("child-app").unwrap();
+    assert!(dockerflow::logging::init("child-app").is_err());
+
+    let dockerflow = builder().build().unwrap();
+    let srv = actix_test::start(move || {
+        let dockerflow = dockerflow.clone();
+        App::new()
+            .configure(routes)
+            .wrap(dockerflow.request_summary())
+    });
+    let sent = send(&srv, "/hello", &[rid_header(CHILD_RID)]).await;
+    assert_eq!(sent.status, StatusCode::OK);
+
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let payload = char::from(b'a' + t as u8).to_string().repeat(5000);
+                for _ in 0..BIG_LINES / 4 {
+                    tracing::info!(payload = payload.as_str(), "big line");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
