@@ -1,0 +1,1 @@
+CREATE TABLE bench_probes (id SERIAL PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL DEFAULT now());
