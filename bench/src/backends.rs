@@ -41,7 +41,11 @@ impl PrivateRedis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| BenchError::new(format!("cannot start redis-server (apt-get install redis-server): {e}")))?;
+            .map_err(|e| {
+                BenchError::new(format!(
+                    "cannot start redis-server (apt-get install redis-server): {e}"
+                ))
+            })?;
         let redis = PrivateRedis { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -49,7 +53,9 @@ impl PrivateRedis {
                 return Ok(redis);
             }
             if Instant::now() > deadline {
-                return Err(BenchError::new(format!("redis-server on port {port} did not come up in 10 s")));
+                return Err(BenchError::new(format!(
+                    "redis-server on port {port} did not come up in 10 s"
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -61,7 +67,8 @@ impl PrivateRedis {
 
     /// How many PING commands this server has answered (`INFO commandstats`, `cmdstat_ping`).
     pub(crate) fn ping_calls(&self) -> Result<u64, BenchError> {
-        let client = redis::Client::open(self.url()).map_err(|e| BenchError::new(format!("redis: {e}")))?;
+        let client =
+            redis::Client::open(self.url()).map_err(|e| BenchError::new(format!("redis: {e}")))?;
         let mut conn = client
             .get_connection_with_timeout(Duration::from_secs(2))
             .map_err(|e| BenchError::new(format!("cannot connect to the private redis: {e}")))?;
@@ -96,7 +103,10 @@ pub(crate) struct FreshDatabase {
 
 impl FreshDatabase {
     pub(crate) fn create() -> Result<Self, BenchError> {
-        let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         let name = format!("dockerflow_bench_{}_{stamp}", std::process::id());
         let mut admin = admin()?;
         diesel::sql_query(format!("CREATE DATABASE {name}"))
@@ -129,19 +139,28 @@ impl Drop for FreshDatabase {
     fn drop(&mut self) {
         // FORCE ends the connections pools still hold (PostgreSQL 13 and later).
         let dropped = admin().and_then(|mut admin| {
-            diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut admin)
-                .map_err(|e| BenchError::new(e.to_string()))
+            diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .map_err(|e| BenchError::new(e.to_string()))
         });
         if let Err(err) = dropped {
-            eprintln!("dockerflow-bench: could not drop database {}: {err}", self.name);
+            eprintln!(
+                "dockerflow-bench: could not drop database {}: {err}",
+                self.name
+            );
         }
     }
 }
 
 fn admin() -> Result<PgConnection, BenchError> {
-    PgConnection::establish(POSTGRES_ADMIN_URL)
-        .map_err(|e| BenchError::new(format!("cannot connect to PostgreSQL at 127.0.0.1:5432 as postgres: {e}")))
+    PgConnection::establish(POSTGRES_ADMIN_URL).map_err(|e| {
+        BenchError::new(format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:5432 as postgres: {e}"
+        ))
+    })
 }
 
 /// A port nothing listens on right now.

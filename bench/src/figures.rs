@@ -92,7 +92,8 @@ impl Bench {
         let database = FreshDatabase::create()?;
         let pool = web::Data::new(database.pool()?);
         let redis_client = web::Data::new(
-            redis::Client::open(redis.url()).map_err(|e| BenchError::new(format!("redis client: {e}")))?,
+            redis::Client::open(redis.url())
+                .map_err(|e| BenchError::new(format!("redis client: {e}")))?,
         );
         let version_file = TempFile::write(
             "version.json",
@@ -163,7 +164,10 @@ impl Bench {
     fn run(&self, load: &Load) -> Result<Measured, BenchError> {
         let measured = self.wrk.run(load)?;
         if measured.requests == 0 {
-            return Err(BenchError::new(format!("wrk got no answer from {}", load.url)));
+            return Err(BenchError::new(format!(
+                "wrk got no answer from {}",
+                load.url
+            )));
         }
         Ok(measured)
     }
@@ -206,7 +210,8 @@ impl Bench {
         let mut rates: [Vec<f64>; 4] = Default::default();
         for _ in 0..plan.rounds {
             for (url, rates) in urls.iter().zip(&mut rates) {
-                let measured = self.run_ok(&Load::new(url.as_str(), plan.connections, plan.seconds))?;
+                let measured =
+                    self.run_ok(&Load::new(url.as_str(), plan.connections, plan.seconds))?;
                 rates.push(measured.requests_per_sec);
             }
         }
@@ -238,15 +243,24 @@ impl Bench {
     pub(crate) fn probes(&self) -> Result<Row, BenchError> {
         let server = self.serve(
             "backends-ttl0",
-            self.dockerflow(checks::backend_checks()).cache_ttl(Duration::ZERO),
+            self.dockerflow(checks::backend_checks())
+                .cache_ttl(Duration::ZERO),
         )?;
         self.expect(&server, "/__heartbeat__", 200)?;
         let before = self.redis.ping_calls()?;
-        let measured = self.run_ok(&Load::new(server.url("/__heartbeat__"), 64, self.plan.seconds.max(2)))?;
+        let measured = self.run_ok(&Load::new(
+            server.url("/__heartbeat__"),
+            64,
+            self.plan.seconds.max(2),
+        ))?;
         let pings = self.redis.ping_calls()?.saturating_sub(before);
         Ok(Row::new(
             "backend probes (Redis PINGs) per heartbeat request, 64 clients, cache 0",
-            format!("{} PINGs for {} requests", thousands(pings as f64), thousands(measured.requests as f64)),
+            format!(
+                "{} PINGs for {} requests",
+                thousands(pings as f64),
+                thousands(measured.requests as f64)
+            ),
             Target::AtMost(0.05),
             pings as f64 / measured.requests as f64,
         ))
@@ -258,7 +272,8 @@ impl Bench {
         let (first, total) = self.plan.memory_requests;
         let server = self.serve(
             "memory",
-            self.dockerflow(checks::backend_checks()).cache_ttl(Duration::ZERO),
+            self.dockerflow(checks::backend_checks())
+                .cache_ttl(Duration::ZERO),
         )?;
         self.expect(&server, "/__heartbeat__", 200)?;
         let url = server.url("/__heartbeat__");
@@ -326,10 +341,15 @@ impl Bench {
             for n in [1, 8, 64] {
                 let server = self.serve(
                     &format!("{kind}-{n}"),
-                    self.dockerflow(make(n, CHECK_DELAY)).cache_ttl(Duration::ZERO),
+                    self.dockerflow(make(n, CHECK_DELAY))
+                        .cache_ttl(Duration::ZERO),
                 )?;
                 self.expect(&server, "/__heartbeat__", 200)?;
-                let measured = self.run_ok(&Load::new(server.url("/__heartbeat__"), 1, self.plan.latency_seconds))?;
+                let measured = self.run_ok(&Load::new(
+                    server.url("/__heartbeat__"),
+                    1,
+                    self.plan.latency_seconds,
+                ))?;
                 rows.push(Row::new(
                     format!("heartbeat p50 with {n} {kind} checks of 100 ms ÷ 100 ms"),
                     format!("{} ({} requests)", millis(measured.p50), measured.requests),
@@ -383,9 +403,16 @@ impl Bench {
             .map(|i| checks::hanging_async(format!("hang_async_{i}")))
             .chain((0..4).map(|i| checks::hanging_blocking(format!("hang_blocking_{i}"), &gate)))
             .collect();
-        let server = self.serve("hung-all", self.dockerflow(hanging).cache_ttl(Duration::ZERO))?;
+        let server = self.serve(
+            "hung-all",
+            self.dockerflow(hanging).cache_ttl(Duration::ZERO),
+        )?;
         self.expect(&server, "/__lbheartbeat__", 200)?;
-        let lb = Load::new(server.url("/__lbheartbeat__"), plan.connections, plan.seconds);
+        let lb = Load::new(
+            server.url("/__lbheartbeat__"),
+            plan.connections,
+            plan.seconds,
+        );
         let heartbeats = Load::new(server.url("/__heartbeat__"), 64, plan.seconds + 2).timeout(10);
         let (mut idle, mut busy) = (Vec::new(), Vec::new());
         let measured = (|| {
@@ -420,8 +447,10 @@ struct TempFile(PathBuf);
 
 impl TempFile {
     fn write(name: &str, contents: &str) -> Result<Self, BenchError> {
-        let path = std::env::temp_dir().join(format!("dockerflow-bench-{}-{name}", std::process::id()));
-        std::fs::write(&path, contents).map_err(|e| BenchError::new(format!("cannot write {}: {e}", path.display())))?;
+        let path =
+            std::env::temp_dir().join(format!("dockerflow-bench-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents)
+            .map_err(|e| BenchError::new(format!("cannot write {}: {e}", path.display())))?;
         Ok(TempFile(path))
     }
 }

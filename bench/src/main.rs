@@ -93,7 +93,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Plan>, String
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> Result<u32, String> {
-            let value = args.next().ok_or_else(|| format!("{name} needs a number"))?;
+            let value = args
+                .next()
+                .ok_or_else(|| format!("{name} needs a number"))?;
             match value.parse::<u32>() {
                 Ok(n) if n > 0 => Ok(n),
                 _ => Err(format!("{name} needs a positive number, not {value:?}")),
@@ -119,7 +121,12 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Plan>, String
 fn run(plan: &Plan) -> Result<Vec<table::Row>, BenchError> {
     let bench = Bench::new(plan.clone())?;
     let started = Instant::now();
-    let step = |name: &str| eprintln!("dockerflow-bench: [{:>5.1} s] {name}…", started.elapsed().as_secs_f64());
+    let step = |name: &str| {
+        eprintln!(
+            "dockerflow-bench: [{:>5.1} s] {name}…",
+            started.elapsed().as_secs_f64()
+        )
+    };
     step("throughput of the endpoints and of the bare handler");
     let mut rows = bench.throughput()?;
     step("backend probes per heartbeat request");
@@ -139,7 +146,9 @@ fn run(plan: &Plan) -> Result<Vec<table::Row>, BenchError> {
 
 /// `2 cores, AMD EPYC`: what the figures were measured on.
 fn machine() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -157,12 +166,17 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> impl Iterator<Item = String> {
-        list.iter().map(|s| s.to_string()).collect::<Vec<_>>().into_iter()
+        list.iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     #[test]
     fn reads_arguments() {
-        let plan = parse_args(args(&["--quick", "--workers", "2"])).unwrap().unwrap();
+        let plan = parse_args(args(&["--quick", "--workers", "2"]))
+            .unwrap()
+            .unwrap();
         assert!(plan.quick);
         assert_eq!(plan.workers, 2);
         assert_eq!(plan.connections, 64);

@@ -54,7 +54,9 @@ impl Server {
                     }
                 });
             })
-            .map_err(|e| BenchError::new(format!("cannot start a thread for server {name}: {e}")))?;
+            .map_err(|e| {
+                BenchError::new(format!("cannot start a thread for server {name}: {e}"))
+            })?;
         let (addr, handle) = rx
             .recv_timeout(Duration::from_secs(30))
             .map_err(|_| BenchError::new(format!("server {name} did not start")))?
@@ -80,7 +82,10 @@ impl Drop for Server {
         drop(self.handle.stop(false));
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
-                eprintln!("dockerflow-bench: the thread of server {} panicked", self.name);
+                eprintln!(
+                    "dockerflow-bench: the thread of server {} panicked",
+                    self.name
+                );
             }
         }
     }
@@ -101,8 +106,13 @@ impl Server {
 
         let fail = |e: std::io::Error| BenchError::new(format!("GET {}: {e}", self.url(path)));
         let mut stream = std::net::TcpStream::connect(self.addr).map_err(fail)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(fail)?;
-        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(fail)?;
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -115,7 +125,12 @@ impl Server {
             .split_whitespace()
             .nth(1)
             .and_then(|code| code.parse().ok())
-            .ok_or_else(|| BenchError::new(format!("GET {}: not an HTTP response: {response:?}", self.url(path))))?;
+            .ok_or_else(|| {
+                BenchError::new(format!(
+                    "GET {}: not an HTTP response: {response:?}",
+                    self.url(path)
+                ))
+            })?;
         let body = response
             .split_once("\r\n\r\n")
             .map(|(_, body)| body.to_owned())

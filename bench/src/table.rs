@@ -35,7 +35,12 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    pub(crate) fn new(figure: impl Into<String>, measured: impl Into<String>, target: Target, ratio: f64) -> Self {
+    pub(crate) fn new(
+        figure: impl Into<String>,
+        measured: impl Into<String>,
+        target: Target,
+        ratio: f64,
+    ) -> Self {
         Row {
             figure: figure.into(),
             measured: measured.into(),
@@ -98,8 +103,14 @@ mod tests {
             Row::new("b", "2", Target::AtMost(1.05), 1.2),
         ];
         let text = render(&rows);
-        assert!(text.lines().nth(2).unwrap().ends_with("| pass   |"), "{text}");
-        assert!(text.lines().nth(3).unwrap().ends_with("| MISS   |"), "{text}");
+        assert!(
+            text.lines().nth(2).unwrap().ends_with("| pass   |"),
+            "{text}"
+        );
+        assert!(
+            text.lines().nth(3).unwrap().ends_with("| MISS   |"),
+            "{text}"
+        );
         assert!(!Row::new("c", "", Target::AtMost(1.0), f64::NAN).passed());
     }
 }

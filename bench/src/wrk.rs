@@ -104,7 +104,10 @@ impl Wrk {
                 "wrk is not installed: run scripts/bench, or apt-get install wrk",
             ));
         }
-        let script = std::env::temp_dir().join(format!("dockerflow-bench-{}-budget.lua", std::process::id()));
+        let script = std::env::temp_dir().join(format!(
+            "dockerflow-bench-{}-budget.lua",
+            std::process::id()
+        ));
         let mut file = std::fs::File::create(&script)
             .map_err(|e| BenchError::new(format!("cannot write {}: {e}", script.display())))?;
         file.write_all(BUDGET_SCRIPT.as_bytes())
@@ -198,7 +201,12 @@ fn read_output(load: &Load, output: &Output) -> Result<Measured, BenchError> {
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
-    parse(&stdout).ok_or_else(|| BenchError::new(format!("cannot read wrk's summary for {}:\n{stdout}", load.url)))
+    parse(&stdout).ok_or_else(|| {
+        BenchError::new(format!(
+            "cannot read wrk's summary for {}:\n{stdout}",
+            load.url
+        ))
+    })
 }
 
 /// Reads the summary wrk prints; `None` when a line it always prints is missing.
@@ -238,7 +246,9 @@ pub(crate) fn parse(text: &str) -> Option<Measured> {
                 measured.requests_per_sec = rate.parse().ok()?;
                 seen_rate = true;
             }
-            ["Non-2xx", "or", "3xx", "responses:", count] => measured.non_2xx = count.parse().ok()?,
+            ["Non-2xx", "or", "3xx", "responses:", count] => {
+                measured.non_2xx = count.parse().ok()?
+            }
             ["Socket", "errors:", rest @ ..] => {
                 // connect 0, read 0, write 0, timeout 0
                 if let Some(pos) = rest.iter().position(|w| *w == "timeout") {

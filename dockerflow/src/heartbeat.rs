@@ -21,6 +21,9 @@ use crate::report::{CheckResult, HeartbeatReport};
 /// keeps its thread until it returns; without a bound, every heartbeat would add one more.
 const MAX_RUNNING_PER_CHECK: usize = 1;
 
+/// How long a timed-out run waits for its aborted task to be dropped.
+const ABORT_GRACE: Duration = Duration::from_millis(10);
+
 pub(crate) const TIMEOUT_ID: &str = "dockerflow.health.E011";
 pub(crate) const PANIC_ID: &str = "dockerflow.health.E012";
 
@@ -175,10 +178,16 @@ async fn run_check(
                 }
                 PreparedKind::Failed(_) => unreachable!("handled above"),
             };
-            let abort = handle.abort_handle();
-            match tokio::time::timeout(timeout, handle).await {
+            let mut handle = handle;
+            match tokio::time::timeout(timeout, &mut handle).await {
                 Err(_) => {
-                    abort.abort();
+                    handle.abort();
+                    // Aborting only schedules the drop of the task. Wait for it (briefly), so
+                    // that an async check's running count is released before this run answers
+                    // and the next heartbeat runs the check again, instead of reporting it as
+                    // still hung without trying. A future that blocks inside `poll` keeps its
+                    // count, as a hung blocking check keeps its thread.
+                    let _ = tokio::time::timeout(ABORT_GRACE, handle).await;
                     tracing::warn!(
                         target: "dockerflow::heartbeat",
                         check = %check.name,
