@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use actix_web::dev::Service as _;
 use actix_web::http::header::HeaderValue;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse};
@@ -202,6 +203,7 @@ async fn levels() -> HttpResponse {
     tracing::warn!("a warning");
     tracing::debug!("a debug line");
     tracing::info!(target: "custom.type", "a custom type");
+    tracing::info!(Type = "type.from.a.field", "a Type field");
     HttpResponse::Ok().finish()
 }
 
@@ -436,6 +438,59 @@ async fn a_handler_that_fails_with_a_500_gives_errno_500_and_an_error_line() {
 }
 
 #[actix_web::test]
+async fn an_error_from_an_inner_middleware_is_summarised_and_answered_with_the_id() {
+    capture();
+    let dockerflow = builder().build().unwrap();
+    let srv = actix_test::start(move || {
+        App::new()
+            .configure(routes)
+            .wrap_fn(|req, srv| {
+                let path = req.path().to_owned();
+                let answer = srv.call(req);
+                async move {
+                    match path.as_str() {
+                        "/maintenance" => Err(actix_web::error::ErrorServiceUnavailable(
+                            "down for maintenance",
+                        )),
+                        "/forbidden" => Err(actix_web::error::ErrorForbidden("no entry")),
+                        _ => answer.await,
+                    }
+                }
+            })
+            .wrap(dockerflow.request_summary())
+    });
+    let rid = unique("inner 503");
+    let sent = send(&srv, "/maintenance", &[rid_header(&rid)]).await;
+    assert_eq!(sent.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(sent.body, "down for maintenance");
+    assert_eq!(sent.rid_header.as_deref(), Some(rid.as_str()));
+    let summary = summary_of(&rid);
+    assert_eq!(
+        (
+            summary["Fields"]["code"].clone(),
+            summary["Fields"]["errno"].clone()
+        ),
+        (json!(503), json!(503))
+    );
+    assert_eq!(summary["Fields"]["error"], "down for maintenance");
+    assert_eq!(summary["Severity"], 3);
+
+    let rid = unique("inner 403");
+    let sent = send(&srv, "/forbidden", &[rid_header(&rid)]).await;
+    assert_eq!(sent.status, StatusCode::FORBIDDEN);
+    assert_eq!(sent.rid_header.as_deref(), Some(rid.as_str()));
+    let summary = summary_of(&rid);
+    assert_eq!(
+        (
+            summary["Fields"]["code"].clone(),
+            summary["Fields"]["errno"].clone()
+        ),
+        (json!(403), json!(0))
+    );
+    assert_eq!(summary["Severity"], 6);
+}
+
+#[actix_web::test]
 async fn a_panicking_handler_gets_a_summary_with_errno_500_and_the_server_keeps_serving() {
     let srv = default_server();
     let rid = unique("panic");
@@ -550,7 +605,7 @@ async fn severities_types_and_error_chains() {
     let srv = default_server();
     let rid = unique("levels");
     send(&srv, "/levels", &[rid_header(&rid)]).await;
-    let lines = lines_of(&rid, |lines| lines.len() >= 6);
+    let lines = lines_of(&rid, |lines| lines.len() >= 7);
     let by_msg = |msg: &str| {
         lines
             .iter()
@@ -569,6 +624,9 @@ async fn severities_types_and_error_chains() {
     assert_eq!(by_msg("a warning")["Severity"], 4);
     assert_eq!(by_msg("a debug line")["Severity"], 7);
     assert_eq!(by_msg("a custom type")["Type"], "custom.type");
+    let typed = by_msg("a Type field");
+    assert_eq!(typed["Type"], "type.from.a.field");
+    assert!(typed["Fields"].get("Type").is_none());
 }
 
 #[actix_web::test]
