@@ -1,1 +1,132 @@
-fn main(){}
+//! `dockerflow-demo`: a small actix-web service built with dockerflow, the way to try it.
+//!
+//! `dockerflow-demo [serve [--no-migrate]]` applies pending migrations and listens on
+//! `HOST:PORT`; `dockerflow-demo migrate` applies them and exits. See [`cli::USAGE`].
+
+mod checks;
+mod cli;
+mod db;
+mod hooks;
+mod routes;
+
+use std::process::ExitCode;
+
+use actix_web::{web, App, HttpServer};
+use dockerflow::Dockerflow;
+
+use crate::cli::{Command, Settings};
+use crate::db::Database;
+
+/// Exit status for a setting that cannot be used (`EX_CONFIG`).
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let command = match Command::parse(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(err) => return fail(EXIT_CONFIG, &err),
+    };
+    if command == Command::Help {
+        println!("{}", cli::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    let settings = match cli::settings(|name| std::env::var(name).ok()) {
+        Ok(settings) => settings,
+        Err(err) => return fail(EXIT_CONFIG, &err),
+    };
+    let database = Database::new(&settings.database);
+    let dockerflow = match dockerflow(&settings, &database) {
+        Ok(dockerflow) => dockerflow,
+        Err(err) => return fail(EXIT_CONFIG, &err),
+    };
+    if let Some(addr) = settings.statsd {
+        if let Err(err) = hooks::send_to_statsd(addr) {
+            return fail(
+                EXIT_CONFIG,
+                &format!("cannot send to STATSD_ADDR={addr}: {err}"),
+            );
+        }
+    }
+    let migrate = match command {
+        Command::Migrate => true,
+        Command::Serve { migrate } => migrate,
+        Command::Help => false,
+    };
+    if migrate {
+        match database.migrate() {
+            Ok(applied) => {
+                for name in applied {
+                    tracing::info!(migration = %name, "applied migration");
+                }
+            }
+            Err(err) => {
+                let err = dockerflow::redact::redact(&err.to_string());
+                return fail(1, &format!("cannot apply migrations: {err}"));
+            }
+        }
+    }
+    if command == Command::Migrate {
+        return ExitCode::SUCCESS;
+    }
+    match serve(settings, database, dockerflow) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(1, &err),
+    }
+}
+
+/// Settings from the environment (`DOCKERFLOW_*`), the built-in checks for the backends in
+/// use, and the passwords to keep out of every body and log line.
+fn dockerflow(
+    settings: &Settings,
+    database: &Database,
+) -> Result<Dockerflow, dockerflow::StartupError> {
+    let mut builder = Dockerflow::builder();
+    for check in database.checks() {
+        builder = builder.check(check);
+    }
+    if let Some(password) = settings.database.password() {
+        builder = builder
+            .redact(cli::percent_decode(&password))
+            .redact(password);
+    }
+    if let Some(redis) = &settings.redis {
+        builder = builder.check(dockerflow::checks::redis_connected());
+        if let Some(password) = redis.get_connection_info().redis_settings().password() {
+            builder = builder.redact(password);
+        }
+    }
+    builder.build()
+}
+
+#[actix_web::main]
+async fn serve(
+    settings: Settings,
+    database: Database,
+    dockerflow: Dockerflow,
+) -> std::io::Result<()> {
+    let scratch = web::Data::new(checks::ScratchDir(std::env::current_dir()?));
+    let redis = settings.redis.map(web::Data::new);
+    let server = HttpServer::new(move || {
+        let dockerflow = dockerflow.clone();
+        let database = database.clone();
+        let redis = redis.clone();
+        App::new()
+            .configure(|cfg| database.register(cfg))
+            .app_data(scratch.clone())
+            .configure(|cfg| {
+                if let Some(redis) = redis {
+                    cfg.app_data(redis);
+                }
+            })
+            .configure(routes::configure)
+            .configure(move |cfg| dockerflow.configure(cfg))
+    })
+    .bind(settings.listen)?;
+    tracing::info!(address = %settings.listen, "listening");
+    server.run().await
+}
+
+fn fail(code: u8, err: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("dockerflow-demo: {err}");
+    tracing::error!(error = %err, "dockerflow-demo cannot start");
+    ExitCode::from(code)
+}
