@@ -743,6 +743,7 @@ fn init_writes_whole_mozlog_lines_to_stdout_in_a_real_process() {
 
     let mut summaries = 0;
     let mut big = 0;
+    let mut from_log = Vec::new();
     for text in output.stdout.lines() {
         let text = text.unwrap();
         // libtest prints this without a newline before the test runs.
@@ -759,6 +760,9 @@ fn init_writes_whole_mozlog_lines_to_stdout_in_a_real_process() {
             summaries += 1;
             assert_eq!(line["Fields"]["path"], "/hello");
         }
+        if line["Type"] == "legacy.log" {
+            from_log.push(line.clone());
+        }
         if line["Fields"]["msg"] == "big line" {
             big += 1;
             assert_eq!(line["Fields"]["payload"].as_str().unwrap().len(), 5000);
@@ -771,6 +775,13 @@ fn init_writes_whole_mozlog_lines_to_stdout_in_a_real_process() {
         String::from_utf8_lossy(&output.stdout)
     );
     assert_eq!(big, BIG_LINES);
+    // A record of the `log` crate: its target as Type, its level as Severity, no `log.*` fields.
+    assert_eq!(from_log.len(), 1, "{from_log:#?}");
+    assert_eq!(from_log[0]["Severity"], 4);
+    assert_eq!(
+        from_log[0]["Fields"],
+        json!({"msg": "from the log crate, bridged"})
+    );
 }
 
 #[actix_web::test]
@@ -793,6 +804,8 @@ async fn child_process_entry() {
     });
     let sent = send(&srv, "/hello", &[rid_header(CHILD_RID)]).await;
     assert_eq!(sent.status, StatusCode::OK);
+    log::warn!(target: "legacy.log", "from the log crate, {}", "bridged");
+    log::debug!(target: "legacy.log", "below INFO: filtered out");
 
     let threads: Vec<_> = (0..4)
         .map(|t| {

@@ -29,7 +29,7 @@
 //! ```
 //!
 //! [`init`] installs a global `tracing` subscriber that writes events of level `INFO` and above
-//! as mozlog lines on stdout, with `my-app` as `Logger`. The
+//! as mozlog lines on stdout, with `my-app` as `Logger` (records of the `log` crate included). The
 //! [`request_summary`](crate::Dockerflow::request_summary) middleware ([`RequestSummary`])
 //! gives each request its id and its `request.summary` line.
 //!
@@ -154,6 +154,10 @@ pub enum InitError {
 /// Makes every `tracing` event of level `INFO` and above a mozlog line on stdout, with
 /// `logger` (the app's name) as `Logger`.
 ///
+/// Records of the [`log`](https://docs.rs/log) crate, which some dependencies use (r2d2, parts
+/// of actix), become mozlog lines too, with their target as `Type`, unless another `log`
+/// logger was set first.
+///
 /// Call it once, first thing in `main`. It returns an error, rather than panicking, when a
 /// global subscriber is already set:
 ///
@@ -169,5 +173,15 @@ pub fn init(logger: impl Into<String>) -> Result<(), InitError> {
     let subscriber = tracing_subscriber::registry()
         .with(MozLogLayer::new(logger))
         .with(LevelFilter::INFO);
-    tracing::subscriber::set_global_default(subscriber).map_err(InitError::AlreadySet)
+    tracing::subscriber::set_global_default(subscriber).map_err(InitError::AlreadySet)?;
+    let bridge = tracing_log::LogTracer::builder()
+        .with_max_level(tracing_log::log::LevelFilter::Info)
+        .init();
+    if bridge.is_err() {
+        tracing::warn!(
+            target: "dockerflow::logging",
+            "another `log` logger is set: records of the `log` crate do not reach the mozlog lines"
+        );
+    }
+    Ok(())
 }

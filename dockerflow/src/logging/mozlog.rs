@@ -11,6 +11,7 @@ use serde_json::{Map, Number, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -331,7 +332,9 @@ where
             controls: Some(&mut controls),
         });
 
-        let metadata = event.metadata();
+        // A record of the `log` crate, bridged by `tracing-log`, has its own target and level.
+        let normalized = event.normalized_metadata();
+        let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let r#type = match &controls.r#type {
             Some(r#type) => redact(r#type),
             None => redact(metadata.target()),
