@@ -161,7 +161,23 @@ async fn panicking() -> HttpResponse {
     panic!("boom in the handler");
 }
 
+/// A value whose `Debug` fails half-way.
+struct Unprintable;
+
+impl std::fmt::Debug for Unprintable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("half of it")?;
+        Err(std::fmt::Error)
+    }
+}
+
 async fn nested() -> HttpResponse {
+    tracing::info!(
+        bytes = &b"\xff\x00ok"[..],
+        control = "bell\u{7} and \"quotes\"\nnew line",
+        unprintable = ?Unprintable,
+        "odd values"
+    );
     tracing::info!(
         tree = ?json!({"a": {"b": [1, 2]}}),
         shown = %json!({"c": [3]}),
@@ -551,6 +567,7 @@ async fn nested_values_are_flattened_to_strings_and_scalars_keep_their_type() {
     send(&srv, "/nested", &[rid_header(&rid)]).await;
     let lines = lines_of(&rid, |lines| {
         lines.iter().any(|l| l["Fields"]["msg"] == "nested values")
+            && lines.iter().any(|l| l["Fields"]["msg"] == "odd values")
     });
     let line = lines
         .iter()
@@ -571,6 +588,21 @@ async fn nested_values_are_flattened_to_strings_and_scalars_keep_their_type() {
         .unwrap()
         .values()
         .all(|v| !v.is_object() && !v.is_array()));
+
+    // Values that cannot be printed as they are are escaped or marked, never dropped.
+    let odd = lines
+        .iter()
+        .find(|l| l["Fields"]["msg"] == "odd values")
+        .expect("the odd line");
+    assert_eq!(odd["Fields"]["bytes"], r"\xff\x00ok");
+    assert_eq!(
+        odd["Fields"]["control"],
+        "bell\u{7} and \"quotes\"\nnew line"
+    );
+    assert_eq!(
+        odd["Fields"]["unprintable"],
+        "half of it<formatting failed>"
+    );
 }
 
 #[actix_web::test]
