@@ -21,6 +21,9 @@ use crate::db::Database;
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
+    if let Err(err) = dockerflow::logging::init("dockerflow-demo") {
+        return fail(1, &err);
+    }
     let command = match Command::parse(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(err) => return fail(EXIT_CONFIG, &err),
@@ -109,6 +112,7 @@ async fn serve(
         let dockerflow = dockerflow.clone();
         let database = database.clone();
         let redis = redis.clone();
+        let summary = dockerflow.request_summary();
         App::new()
             .configure(|cfg| database.register(cfg))
             .app_data(scratch.clone())
@@ -119,6 +123,7 @@ async fn serve(
             })
             .configure(routes::configure)
             .configure(move |cfg| dockerflow.configure(cfg))
+            .wrap(summary)
     })
     .bind(settings.listen)?;
     tracing::info!(address = %settings.listen, "listening");
