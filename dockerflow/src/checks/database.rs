@@ -268,7 +268,10 @@ pub(super) fn checkout<C: DatabaseConnection>(
         let text = err.to_string();
         match text.strip_prefix("timed out waiting for connection: ") {
             Some(driver) => {
-                let reason = one_line(&redact(driver));
+                let mut reason = one_line(&redact(driver));
+                if reason == SQLITE_BAD_URI {
+                    reason.push_str(" (SQLite rejected the URI or one of its parameters)");
+                }
                 if is_misconfiguration(&reason) {
                     CheckoutFailure::Misconfigured(reason)
                 } else {
@@ -289,7 +292,7 @@ fn pool_wait(pool_timeout: Duration, check_timeout: Duration) -> Duration {
 }
 
 /// Driver texts that mean the URL itself is wrong, not that the server is away: libpq's
-/// connection string and URI parser, diesel's MySQL URL parser, SQLite's URI parser.
+/// connection string and URI parser, diesel's MySQL URL parser (SQLite: see [`SQLITE_BAD_URI`]).
 const MISCONFIGURATION: &[&str] = &[
     // libpq
     "missing \"=\" after",
@@ -305,16 +308,17 @@ const MISCONFIGURATION: &[&str] = &[
     "mysql connection urls must be in the form",
     "unknown ssl_mode",
     "nul byte found",
-    // SQLite URIs
-    "no such access mode",
-    "no such cache mode",
-    "no such vfs",
-    "invalid uri authority",
 ];
+
+/// What diesel reports when `sqlite3_open_v2` fails with `SQLITE_ERROR` (a file that cannot
+/// be opened is `unable to open database file`): only a URI it cannot use (`?mode=sometimes`,
+/// an unknown `vfs`) does that.
+const SQLITE_BAD_URI: &str = "SQL logic error";
 
 fn is_misconfiguration(reason: &str) -> bool {
     let lower = reason.to_ascii_lowercase();
-    MISCONFIGURATION.iter().any(|pattern| lower.contains(pattern))
+    reason.starts_with(SQLITE_BAD_URI)
+        || MISCONFIGURATION.iter().any(|pattern| lower.contains(pattern))
         // libpq: `invalid sslmode value: "x"`, `invalid target_session_attrs value: "x"`, ...
         || (lower.contains("invalid ") && lower.contains(" value: \""))
 }
@@ -351,7 +355,7 @@ mod tests {
             "invalid integer value \"x\" for connection option \"port\"",
             "invalid sslmode value: \"sometimes\"",
             "MySQL connection URLs must be in the form `mysql://[[user]:[password]@]host[:port][/database][?unix_socket=socket-path]`",
-            "no such access mode: bogus",
+            "SQL logic error (SQLite rejected the URI or one of its parameters)",
         ] {
             assert!(is_misconfiguration(text), "{text}");
         }

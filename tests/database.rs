@@ -1,0 +1,395 @@
+//! Issue 3: `check_database_connected` against the machine's PostgreSQL and MariaDB and a
+//! SQLite file, each fault made for real: a closed port, a server that never answers, a login
+//! the server refuses, a malformed URL, a session killed under the pool, a file that is not a
+//! database, and no pool at all.
+
+#[path = "fixtures/backends.rs"]
+mod backends;
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+use backends::{captured_logs, pool, pool_builder, Backend, LockedOutUser, TempDatabase};
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::{MysqlConnection, PgConnection, SqliteConnection};
+use dockerflow::checks::{self, ids, DatabaseConnection, DATABASE_CONNECTED};
+use dockerflow_tests::{closed_port, get, only, serve, SilentListener};
+use serde_json::Value;
+
+/// The check's timeout in these tests: the pool gets three quarters of it.
+const CHECK_TIMEOUT: Duration = Duration::from_millis(1200);
+
+/// One heartbeat with only `check_database_connected::<C>` and `pool` (if any) in the app.
+async fn heartbeat<C: DatabaseConnection>(
+    pool: Option<Pool<ConnectionManager<C>>>,
+) -> (StatusCode, Value) {
+    let dockerflow = only(&[DATABASE_CONNECTED])
+        .check(checks::database_connected::<C>())
+        .show_details(true)
+        .cache_ttl(Duration::ZERO)
+        .check_timeout(CHECK_TIMEOUT)
+        .build()
+        .unwrap();
+    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
+        if let Some(pool) = &pool {
+            cfg.app_data(web::Data::new(pool.clone()));
+        }
+    });
+    let answer = get(&srv, "/__heartbeat__").await;
+    (answer.status, answer.json())
+}
+
+/// The messages of the check, by id.
+fn messages(body: &Value) -> &serde_json::Map<String, Value> {
+    body["details"][DATABASE_CONNECTED]["messages"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no messages in {body}"))
+}
+
+/// The only message, which must have the id `id`.
+fn only_message<'a>(body: &'a Value, id: &str) -> &'a str {
+    let messages = messages(body);
+    assert_eq!(messages.len(), 1, "{body}");
+    messages
+        .get(id)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no {id} in {body}"))
+}
+
+fn assert_failed(status: StatusCode, body: &Value) {
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["status"], "error", "{body}");
+    assert_eq!(body["checks"][DATABASE_CONNECTED], "error", "{body}");
+    assert_eq!(body["details"][DATABASE_CONNECTED]["level"], 40, "{body}");
+}
+
+// A database that answers.
+
+async fn answers<C: DatabaseConnection>(backend: Backend) {
+    let db = TempDatabase::new(backend);
+    let (status, body) = heartbeat::<C>(Some(pool(&db.url()))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["checks"][DATABASE_CONNECTED], "ok");
+    assert!(body["details"].as_object().unwrap().is_empty(), "{body}");
+}
+
+#[actix_web::test]
+async fn postgres_that_answers_is_ok() {
+    answers::<PgConnection>(Backend::Postgres).await;
+}
+
+#[actix_web::test]
+async fn mariadb_that_answers_is_ok() {
+    answers::<MysqlConnection>(Backend::Mysql).await;
+}
+
+#[actix_web::test]
+async fn sqlite_that_opens_is_ok() {
+    answers::<SqliteConnection>(Backend::Sqlite).await;
+}
+
+// E001: no connection.
+
+#[actix_web::test]
+async fn postgres_on_a_closed_port_is_e001_connection_refused() {
+    let port = closed_port();
+    let (status, body) = heartbeat::<PgConnection>(Some(pool(&format!(
+        "postgres://postgres@127.0.0.1:{port}/test"
+    ))))
+    .await;
+    assert_failed(status, &body);
+    let text = only_message(&body, ids::E001);
+    assert!(
+        text.starts_with("Could not connect to database: "),
+        "{text}"
+    );
+    assert!(text.contains("Connection refused"), "{text}");
+    assert!(
+        text.contains(&port.to_string()),
+        "the driver's host and port help: {text}"
+    );
+    assert!(!text.contains('\n'), "one line: {text:?}");
+}
+
+#[actix_web::test]
+async fn mariadb_on_a_closed_port_is_e001() {
+    let port = closed_port();
+    let (status, body) =
+        heartbeat::<MysqlConnection>(Some(pool(&format!("mysql://root@127.0.0.1:{port}/test"))))
+            .await;
+    assert_failed(status, &body);
+    let text = only_message(&body, ids::E001);
+    assert!(
+        text.starts_with("Could not connect to database: "),
+        "{text}"
+    );
+    assert!(text.contains("127.0.0.1"), "{text}");
+}
+
+#[actix_web::test]
+async fn sqlite_file_that_cannot_be_opened_is_e001() {
+    let (status, body) =
+        heartbeat::<SqliteConnection>(Some(pool("/nonexistent/dockerflow/dir/app.sqlite3"))).await;
+    assert_failed(status, &body);
+    let text = only_message(&body, ids::E001);
+    assert_eq!(
+        text,
+        "Could not connect to database: unable to open database file"
+    );
+}
+
+/// A server that accepts and never answers: the pool gives up before the check's timeout, so
+/// the heartbeat says E001 (what it was waiting for), not E011.
+async fn never_answers<C: DatabaseConnection>(scheme: &str) {
+    let listener = SilentListener::start();
+    let started = Instant::now();
+    let (status, body) = heartbeat::<C>(Some(pool(&format!(
+        "{scheme}://root@127.0.0.1:{}/test",
+        listener.port
+    ))))
+    .await;
+    let took = started.elapsed();
+    assert_failed(status, &body);
+    let text = only_message(&body, ids::E001);
+    assert!(
+        text.starts_with("Could not connect to database: "),
+        "{text}"
+    );
+    assert!(
+        took < CHECK_TIMEOUT + Duration::from_secs(2),
+        "took {took:?}"
+    );
+}
+
+#[actix_web::test]
+async fn postgres_that_never_answers_is_e001_before_the_check_times_out() {
+    never_answers::<PgConnection>("postgres").await;
+}
+
+#[actix_web::test]
+async fn mariadb_that_never_answers_is_e001_before_the_check_times_out() {
+    never_answers::<MysqlConnection>("mysql").await;
+}
+
+/// The server refuses the login; the password is in neither the body nor a log line.
+async fn refused_login<C: DatabaseConnection>(backend: Backend, scheme: &str, port: u16) -> String {
+    backends::capture();
+    let db = TempDatabase::new(backend);
+    let password = backends::unique("Pw-s3cret");
+    let user = LockedOutUser::new(backend, &password);
+    let wrong = format!("{password}-wrong");
+    let url = format!(
+        "{scheme}://{}:{wrong}@127.0.0.1:{port}/{}",
+        user.name, db.name
+    );
+    let (status, body) = heartbeat::<C>(Some(pool(&url))).await;
+    assert_failed(status, &body);
+    let text = only_message(&body, ids::E001).to_owned();
+    assert!(
+        text.contains(&user.name),
+        "the driver names the user: {text}"
+    );
+    for secret in [&password, &wrong] {
+        assert!(!body.to_string().contains(secret.as_str()), "{body}");
+        assert!(
+            !captured_logs().contains(secret.as_str()),
+            "a log line has the password"
+        );
+    }
+    text
+}
+
+#[actix_web::test]
+async fn mariadb_wrong_password_is_e001_without_the_password() {
+    let text = refused_login::<MysqlConnection>(Backend::Mysql, "mysql", 3306).await;
+    assert!(text.contains("Access denied"), "{text}");
+}
+
+#[actix_web::test]
+async fn postgres_refused_login_is_e001_without_the_password() {
+    // This machine's PostgreSQL trusts 127.0.0.1, so it accepts any password: the refusal it
+    // can give is a role that may not log in.
+    let text = refused_login::<PgConnection>(Backend::Postgres, "postgres", 5432).await;
+    assert!(text.contains("not permitted to log in"), "{text}");
+}
+
+// E003: the URL or the app is wrong.
+
+async fn malformed<C: DatabaseConnection>(url: &str, password: &str, expected: &str) {
+    backends::capture();
+    let (status, body) = heartbeat::<C>(Some(pool(url))).await;
+    assert_failed(status, &body);
+    let text = only_message(&body, ids::E003);
+    assert!(text.starts_with("Database misconfigured: \""), "{text}");
+    assert!(text.ends_with('"'), "{text}");
+    assert!(text.contains(expected), "{text}");
+    assert!(!body.to_string().contains(password), "{body}");
+    assert!(
+        !captured_logs().contains(password),
+        "a log line has the password"
+    );
+}
+
+#[actix_web::test]
+async fn postgres_with_a_bogus_url_scheme_is_e003_without_the_password() {
+    // libpq reads it as a connection string and echoes it whole: the password is masked.
+    let password = backends::unique("Pw-hunter2");
+    malformed::<PgConnection>(
+        &format!("http://app:{password}@127.0.0.1:5432/test"),
+        &password,
+        "missing \"=\" after \"http://app:***@127.0.0.1:5432/test\"",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn postgres_with_a_port_that_is_no_number_is_e003() {
+    malformed::<PgConnection>(
+        "postgres://postgres@127.0.0.1:fivefour/test",
+        "no password here",
+        "invalid integer value \"fivefour\"",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn mariadb_with_a_bogus_url_scheme_is_e003_without_the_password() {
+    let password = backends::unique("Pw-hunter2");
+    malformed::<MysqlConnection>(
+        &format!("http://root:{password}@127.0.0.1:3306/test"),
+        &password,
+        "MySQL connection URLs must be in the form",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn sqlite_with_a_bogus_uri_parameter_is_e003() {
+    let db = TempDatabase::new(Backend::Sqlite);
+    malformed::<SqliteConnection>(
+        &format!("sqlite://{}?mode=sometimes", db.name),
+        "no password here",
+        "SQL logic error (SQLite rejected the URI or one of its parameters)",
+    )
+    .await;
+}
+
+async fn no_pool<C: DatabaseConnection>(conn: &str) {
+    let (status, body) = heartbeat::<C>(None).await;
+    assert_failed(status, &body);
+    let text = only_message(&body, ids::E003);
+    let wanted = format!("web::Data<r2d2::Pool<ConnectionManager<{conn}>>>");
+    assert!(text.starts_with("Database misconfigured: \""), "{text}");
+    assert!(text.contains(&wanted), "names what to add: {text}");
+}
+
+#[actix_web::test]
+async fn no_pool_is_e003_naming_what_to_add() {
+    no_pool::<PgConnection>("PgConnection").await;
+    no_pool::<MysqlConnection>("MysqlConnection").await;
+    no_pool::<SqliteConnection>("SqliteConnection").await;
+}
+
+#[actix_web::test]
+async fn a_pool_for_another_backend_is_not_taken_for_this_one() {
+    let db = TempDatabase::new(Backend::Sqlite);
+    let sqlite: Pool<ConnectionManager<SqliteConnection>> = pool(&db.url());
+    let dockerflow = only(&[DATABASE_CONNECTED])
+        .check(checks::database_connected::<PgConnection>())
+        .show_details(true)
+        .build()
+        .unwrap();
+    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(sqlite.clone()));
+    });
+    let body = get(&srv, "/__heartbeat__").await.json();
+    assert!(
+        only_message(&body, ids::E003).contains("ConnectionManager<PgConnection>"),
+        "{body}"
+    );
+}
+
+// E002: a connection is handed out, and the query fails.
+
+/// A pool that hands out its idle connection without testing it (r2d2's
+/// `test_on_check_out(false)`, which apps set to save a round trip), whose server session is
+/// then killed: the pool still has the connection, the server does not.
+async fn killed_session<C: DatabaseConnection>(backend: Backend) {
+    let db = TempDatabase::new(backend);
+    let pool: Pool<ConnectionManager<C>> = pool_builder()
+        .max_size(1)
+        .test_on_check_out(false)
+        .build_unchecked(ConnectionManager::new(db.url()));
+    let dockerflow = only(&[DATABASE_CONNECTED])
+        .check(checks::database_connected::<C>())
+        .show_details(true)
+        .cache_ttl(Duration::ZERO)
+        .check_timeout(CHECK_TIMEOUT)
+        .build()
+        .unwrap();
+    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(pool.clone()));
+    });
+    let before = get(&srv, "/__heartbeat__").await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.text());
+
+    db.kill_sessions();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let after = get(&srv, "/__heartbeat__").await;
+    let body = after.json();
+    assert_failed(after.status, &body);
+    assert_eq!(
+        only_message(&body, ids::E002),
+        "Database connection is not usable"
+    );
+}
+
+#[actix_web::test]
+async fn postgres_session_killed_under_the_pool_is_e002() {
+    killed_session::<PgConnection>(Backend::Postgres).await;
+}
+
+#[actix_web::test]
+async fn mariadb_session_killed_under_the_pool_is_e002() {
+    killed_session::<MysqlConnection>(Backend::Mysql).await;
+}
+
+#[actix_web::test]
+async fn sqlite_file_that_is_not_a_database_is_e002() {
+    // SQLite opens any file lazily and answers `SELECT 1` (r2d2's own test) without reading
+    // it; the check's query reads the schema, and fails.
+    let db = TempDatabase::new(Backend::Sqlite);
+    std::fs::write(&db.name, "this is a text file, not a database. ".repeat(40)).unwrap();
+    let (status, body) = heartbeat::<SqliteConnection>(Some(pool(&db.url()))).await;
+    assert_failed(status, &body);
+    assert_eq!(
+        only_message(&body, ids::E002),
+        "Database connection is not usable"
+    );
+}
+
+// Recovery: the check reports what is true now.
+
+#[actix_web::test]
+async fn postgres_back_after_its_sessions_were_killed_is_ok_again_with_a_tested_pool() {
+    let db = TempDatabase::new(Backend::Postgres);
+    let pool: Pool<ConnectionManager<PgConnection>> = pool(&db.url());
+    let dockerflow = only(&[DATABASE_CONNECTED])
+        .check(checks::database_connected::<PgConnection>())
+        .show_details(true)
+        .cache_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(pool.clone()));
+    });
+    assert_eq!(get(&srv, "/__heartbeat__").await.status, StatusCode::OK);
+    db.kill_sessions();
+    std::thread::sleep(Duration::from_millis(300));
+    // r2d2 tests the idle connection on checkout, drops it and opens a new one.
+    let answer = get(&srv, "/__heartbeat__").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+}
