@@ -1,8 +1,6 @@
 //! Contract §1–§2: the heartbeat body, levels, the fail level and failed status, details
 //! hidden and shown, silenced ids, check arguments from app data, and check kinds.
 
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use actix_web::web;
 use dockerflow::{CheckMessage, Level};

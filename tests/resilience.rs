@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web;
-use dockerflow_tests::{call, get, only, serve};
+use dockerflow_tests::{call, get, only, serve, with_data, RedisServer, SilentListener};
 use futures_util::future::join_all;
 use serde_json::json;
 
@@ -61,10 +61,7 @@ async fn concurrent_requests_share_one_run_when_reuse_is_off() {
         .cache_ttl(Duration::ZERO)
         .build()
         .unwrap();
-    let data = runs.clone();
-    let srv = serve(df, move |cfg| {
-        cfg.app_data(data.clone());
-    });
+    let srv = serve(df, with_data(runs.clone()));
     let answers = join_all((0..64).map(|_| get(&srv, "/__heartbeat__"))).await;
     assert!(answers
         .iter()
@@ -88,10 +85,7 @@ async fn a_finished_run_is_reused_for_the_cache_time() {
         .cache_ttl(Duration::from_secs(60))
         .build()
         .unwrap();
-    let data = runs.clone();
-    let srv = serve(df, move |cfg| {
-        cfg.app_data(data.clone());
-    });
+    let srv = serve(df, with_data(runs.clone()));
     for _ in 0..10 {
         assert_eq!(get(&srv, "/__heartbeat__").await.status, StatusCode::OK);
     }
@@ -132,10 +126,7 @@ async fn the_check_timeout_setting_applies_to_checks_without_their_own() {
         .show_details(true)
         .build()
         .unwrap();
-    let data = runs.clone();
-    let srv = serve(df, move |cfg| {
-        cfg.app_data(data.clone());
-    });
+    let srv = serve(df, with_data(runs.clone()));
     let body = get(&srv, "/__heartbeat__").await.json();
     assert_eq!(
         body["details"]["check_counted"]["messages"]["dockerflow.health.E011"],
@@ -155,10 +146,7 @@ async fn a_hung_blocking_check_holds_one_thread_however_many_heartbeats_come() {
         .show_details(true)
         .build()
         .unwrap();
-    let data = gate.clone();
-    let srv = serve(df, move |cfg| {
-        cfg.app_data(data.clone());
-    });
+    let srv = serve(df, with_data(gate.clone()));
     for _ in 0..5 {
         let started = Instant::now();
         let answer = get(&srv, "/__heartbeat__").await;
@@ -242,5 +230,153 @@ async fn lbheartbeat_and_version_answer_at_once_while_a_heartbeat_is_stuck() {
     tokio::select! {
         _ = stuck => panic!("the heartbeat answered though its check never returns"),
         () = others => {}
+    }
+}
+
+/// 400 heartbeat requests from 64 concurrent clients, against a Redis of the test's own whose
+/// `INFO commandstats` counts the PINGs that arrived.
+#[actix_web::test]
+async fn a_probe_storm_costs_redis_about_one_ping_per_cache_time() {
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let df = only(&["check_redis_connected"])
+        .check(dockerflow::checks::redis_connected())
+        .cache_ttl(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let srv = serve(df, with_data(web::Data::new(client)));
+    let before = redis.calls("ping");
+    let started = Instant::now();
+    let sent = AtomicUsize::new(0);
+    let ok = AtomicUsize::new(0);
+    join_all((0..64).map(|_| async {
+        while sent.fetch_add(1, Ordering::SeqCst) < 400 {
+            let answer = get(&srv, "/__heartbeat__").await;
+            if answer.status == StatusCode::OK && answer.json() == json!({"status": "ok"}) {
+                ok.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    let pings = redis.calls("ping") - before;
+    assert_eq!(ok.load(Ordering::SeqCst), 400);
+    // One run per 500 ms of cache time, plus the first: whatever the request rate.
+    let allowed = (elapsed.as_millis() / 500) as u64 + 2;
+    assert!(
+        (1..=allowed).contains(&pings),
+        "{pings} PINGs for 400 requests in {elapsed:?}"
+    );
+}
+
+#[actix_web::test]
+async fn the_heartbeat_recovers_when_a_killed_redis_comes_back() {
+    let mut redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let df = only(&["check_redis_connected"])
+        .check(dockerflow::checks::redis_connected())
+        .cache_ttl(Duration::ZERO)
+        .show_details(true)
+        .build()
+        .unwrap();
+    let srv = serve(df, with_data(web::Data::new(client)));
+    assert_eq!(get(&srv, "/__heartbeat__").await.json()["status"], "ok");
+
+    redis.kill();
+    let answer = get(&srv, "/__heartbeat__").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let messages = &answer.json()["details"]["check_redis_connected"]["messages"];
+    assert!(
+        messages["dockerflow.health.E004"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Could not connect to redis: ")),
+        "{messages}"
+    );
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = get(&srv, "/__heartbeat__").await;
+        if answer.status == StatusCode::OK {
+            assert_eq!(answer.json()["status"], "ok");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never recovered: {}",
+            answer.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_redis_that_never_answers_fails_the_check_on_time() {
+    let silent = SilentListener::start();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", silent.port)).unwrap();
+    let df = only(&["check_redis_connected"])
+        .check(dockerflow::checks::redis_connected())
+        .check_timeout(Duration::from_millis(300))
+        .cache_ttl(Duration::ZERO)
+        .show_details(true)
+        .build()
+        .unwrap();
+    let srv = serve(df, with_data(web::Data::new(client)));
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = get(&srv, "/__heartbeat__").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let details = &answer.json()["details"]["check_redis_connected"];
+        assert_eq!(details["status"], "error", "{details}");
+        assert!(
+            details["messages"]["dockerflow.health.E004"].is_string(),
+            "{details}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_database_that_never_answers_fails_the_check_on_time() {
+    use diesel::r2d2::{ConnectionManager, Pool};
+    let silent = SilentListener::start();
+    let url = format!(
+        "postgres://app:hunter2-pw@127.0.0.1:{}/app?connect_timeout=30",
+        silent.port
+    );
+    let pool = Pool::builder()
+        .max_size(2)
+        .build_unchecked(ConnectionManager::<diesel::PgConnection>::new(url));
+    let df = only(&["check_database_connected"])
+        .check(dockerflow::checks::database_connected::<diesel::PgConnection>())
+        .check_timeout(Duration::from_millis(500))
+        .cache_ttl(Duration::ZERO)
+        .show_details(true)
+        .build()
+        .unwrap();
+    let srv = serve(df, with_data(web::Data::new(pool)));
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = get(&srv, "/__heartbeat__").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let details = &answer.json()["details"]["check_database_connected"];
+        assert_eq!(details["status"], "error", "{details}");
+        assert!(
+            details["messages"]["dockerflow.health.E001"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Could not connect to database: ")),
+            "{details}"
+        );
+        assert!(!answer.text().contains("hunter2-pw"));
+        assert_eq!(get(&srv, "/__lbheartbeat__").await.status, StatusCode::OK);
     }
 }
