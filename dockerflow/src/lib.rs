@@ -94,6 +94,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Logs
+//!
+//! [`logging::init`] makes every `tracing` event a mozlog line on stdout, and
+//! [`Dockerflow::request_summary`] is the middleware that gives each request an id and one
+//! `request.summary` line:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! dockerflow::logging::init("my-app")?;
+//! let dockerflow = dockerflow::Dockerflow::from_env()?;
+//! let app = actix_web::App::new()
+//!     .configure(|cfg| dockerflow.configure(cfg))
+//!     .wrap(dockerflow.request_summary());
+//! # Ok(()) }
+//! ```
+//!
 //! Details (`checks` and `details` in the heartbeat body) are hidden unless
 //! `DOCKERFLOW_SHOW_DETAILS=true`, or the request carries `Authorization: Bearer <token>` with
 //! `DOCKERFLOW_DETAILS_TOKEN`. Every text from a check passes [`redact::redact`] first: URL
