@@ -74,7 +74,7 @@ pub fn redis_connected() -> Check {
 pub fn redis_connected_to(url: impl AsRef<str>) -> Check {
     let client = Client::open(url.as_ref()).map_err(|err| {
         // The URL did not parse, so its password is not known: mask what looks like one.
-        let reason = redact(&err.to_string());
+        let reason = redact(&config_error(&err));
         tracing::warn!(
             target: "dockerflow::checks",
             check = REDIS_CONNECTED,
@@ -136,7 +136,7 @@ pub async fn check_redis_connected(client: &Client, timeout: Duration) -> Vec<Ch
             vec![CheckMessage::error(ids::E007, "Redis ping failed")
                 .with_hint(format!("PING answered {}", truncate(&answer, 200)))]
         }
-        Err(err) if is_misconfiguration(&err) => vec![misconfigured(&err.to_string())],
+        Err(err) if is_misconfiguration(&err) => vec![misconfigured(&config_error(&err))],
         Err(err) => vec![cannot_connect(&err.to_string())],
     }
 }
@@ -151,6 +151,11 @@ fn is_pong(value: &Value) -> bool {
 
 fn is_misconfiguration(err: &RedisError) -> bool {
     matches!(err.kind(), ErrorKind::InvalidClientConfig)
+}
+
+/// redis-rs writes `Redis URL did not parse - InvalidClientConfig`: the kind is said by E006.
+fn config_error(err: &RedisError) -> String {
+    err.to_string().replacen(" - InvalidClientConfig", "", 1)
 }
 
 fn cannot_connect(reason: &str) -> CheckMessage {
@@ -195,7 +200,11 @@ mod tests {
     fn an_unusable_url_is_a_misconfiguration_with_the_password_masked() {
         let err = Client::open("http://user:hunter2@cache:6379").unwrap_err();
         assert!(is_misconfiguration(&err));
-        let message = misconfigured(&redact(&err.to_string()));
+        let message = misconfigured(&config_error(&err));
+        assert_eq!(
+            message.msg(),
+            "Redis misconfigured: \"Redis URL did not parse\""
+        );
         assert_eq!(message.id(), ids::E006);
         assert!(
             message.msg().starts_with("Redis misconfigured: \""),
