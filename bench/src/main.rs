@@ -22,11 +22,23 @@ use std::time::Instant;
 
 use crate::figures::{Bench, Plan};
 
-const USAGE: &str = "usage: dockerflow-bench [--quick] [--workers N] [--connections N]
+const USAGE: &str = "usage: dockerflow-bench [--quick] [--workers N] [--connections N] [--only GROUP,...]
 
   --quick          a few seconds in all, fewer requests (for CI); figures are printed, never asserted
   --workers N      actix-web workers of every server, the baseline's too (default 1)
-  --connections N  wrk connections of the throughput figures (default 64)";
+  --connections N  wrk connections of the throughput figures (default 64)
+  --only GROUP,... measure only these groups of figures: throughput, probes, memory, fan-out,
+                   hung-check, lb-while-hanging (default: all)";
+
+/// The groups of figures, in the order they are measured.
+const GROUPS: [&str; 6] = [
+    "throughput",
+    "probes",
+    "memory",
+    "fan-out",
+    "hung-check",
+    "lb-while-hanging",
+];
 
 /// The benchmark could not run (a missing tool, a backend that is down, a broken endpoint).
 #[derive(Debug)]
@@ -45,8 +57,8 @@ impl std::fmt::Display for BenchError {
 }
 
 fn main() -> ExitCode {
-    let plan = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(plan)) => plan,
+    let (plan, only) = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(parsed)) => parsed,
         Ok(None) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -57,7 +69,7 @@ fn main() -> ExitCode {
         }
     };
     let started = Instant::now();
-    match run(&plan) {
+    match run(&plan, &only) {
         Ok(rows) => {
             let mode = if plan.quick { "quick" } else { "full" };
             println!(
@@ -86,8 +98,9 @@ fn main() -> ExitCode {
 }
 
 /// `Ok(None)` for `--help`.
-fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Plan>, String> {
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<(Plan, Vec<String>)>, String> {
     let mut quick = false;
+    let mut only: Vec<String> = GROUPS.map(str::to_owned).to_vec();
     let mut workers = 1;
     let mut connections = 64;
     let mut args = args.peekable();
@@ -105,42 +118,70 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Plan>, String
             "--quick" => quick = true,
             "--workers" => workers = number("--workers")? as usize,
             "--connections" => connections = number("--connections")?,
+            "--only" => {
+                let list = args.next().ok_or("--only needs a list of groups")?;
+                only = list.split(',').map(|g| g.trim().to_owned()).collect();
+                if let Some(unknown) = only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
+                    return Err(format!(
+                        "unknown group {unknown:?}; the groups are {}",
+                        GROUPS.join(", ")
+                    ));
+                }
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(Some(if quick {
+    let plan = if quick {
         Plan::quick(workers, connections)
     } else {
         Plan::full(workers, connections)
-    }))
+    };
+    Ok(Some((plan, only)))
 }
 
-/// Every figure, in the order of the table. The throughput figures come first, on a quiet
-/// process; the memory figure before the ones that start many threads.
-fn run(plan: &Plan) -> Result<Vec<table::Row>, BenchError> {
+/// The figures of the groups in `only`, in the order of the table. The throughput figures
+/// come first, on a quiet process; the memory figure before the ones that start many threads.
+fn run(plan: &Plan, only: &[String]) -> Result<Vec<table::Row>, BenchError> {
     let bench = Bench::new(plan.clone())?;
     let started = Instant::now();
-    let step = |name: &str| {
-        eprintln!(
-            "dockerflow-bench: [{:>5.1} s] {name}…",
-            started.elapsed().as_secs_f64()
-        )
+    let wanted = |group: &str| only.iter().any(|g| g == group);
+    let step = |group: &str| {
+        let on = wanted(group);
+        if on {
+            eprintln!(
+                "dockerflow-bench: [{:>5.1} s] {group}…",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        on
     };
-    step("throughput of the endpoints and of the bare handler");
-    let mut rows = bench.throughput()?;
-    step("backend probes per heartbeat request");
-    rows.push(bench.probes()?);
-    step("resident memory");
-    let memory = bench.memory()?;
-    step("heartbeat latency with 1, 8 and 64 checks of 100 ms");
-    rows.extend(bench.fan_out()?);
-    step("time to answer with a hung check");
-    rows.push(bench.hung_check()?);
-    step("/__lbheartbeat__ while every check hangs");
-    rows.push(bench.lb_while_hanging()?);
-    rows.push(memory);
-    step("done; stopping the backends");
+    let mut rows = Vec::new();
+    if step("throughput") {
+        rows.extend(bench.throughput()?);
+    }
+    if step("probes") {
+        rows.push(bench.probes()?);
+    }
+    let memory = if step("memory") {
+        Some(bench.memory()?)
+    } else {
+        None
+    };
+    if step("fan-out") {
+        rows.extend(bench.fan_out()?);
+    }
+    if step("hung-check") {
+        rows.push(bench.hung_check()?);
+    }
+    if step("lb-while-hanging") {
+        rows.push(bench.lb_while_hanging()?);
+    }
+    rows.extend(memory);
+    eprintln!(
+        "dockerflow-bench: [{:>5.1} s] done; stopping the backends…",
+        started.elapsed().as_secs_f64()
+    );
     Ok(rows)
 }
 
@@ -183,5 +224,10 @@ mod tests {
         assert!(parse_args(args(&["--help"])).unwrap().is_none());
         assert!(parse_args(args(&["--workers", "0"])).is_err());
         assert!(parse_args(args(&["--fast"])).is_err());
+        let (_, only) = parse_args(args(&["--only", "probes,memory"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(only, ["probes", "memory"]);
+        assert!(parse_args(args(&["--only", "speed"])).is_err());
     }
 }
