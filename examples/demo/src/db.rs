@@ -57,6 +57,24 @@ impl DatabaseUrl {
         }
     }
 
+    /// `check_database_connected` and `check_migrations_applied` for this backend.
+    pub(crate) fn checks(&self) -> [Check; 2] {
+        match self {
+            DatabaseUrl::Postgres(_) => [
+                checks::database_connected::<PgConnection>(),
+                checks::migrations_applied::<PgConnection>(POSTGRES_MIGRATIONS),
+            ],
+            DatabaseUrl::Mysql(_) => [
+                checks::database_connected::<MysqlConnection>(),
+                checks::migrations_applied::<MysqlConnection>(MYSQL_MIGRATIONS),
+            ],
+            DatabaseUrl::Sqlite(_) => [
+                checks::database_connected::<SqliteConnection>(),
+                checks::migrations_applied::<SqliteConnection>(SQLITE_MIGRATIONS),
+            ],
+        }
+    }
+
     /// The password in the URL, if any.
     pub(crate) fn password(&self) -> Option<String> {
         match self {
@@ -127,24 +145,6 @@ impl Database {
                     .connection_customizer(Box::new(SqliteSettings))
                     .build_unchecked(ConnectionManager::new(url)),
             ),
-        }
-    }
-
-    /// `check_database_connected` and `check_migrations_applied` for this backend.
-    pub(crate) fn checks(&self) -> [Check; 2] {
-        match self {
-            Database::Postgres(_) => [
-                checks::database_connected::<PgConnection>(),
-                checks::migrations_applied::<PgConnection>(POSTGRES_MIGRATIONS),
-            ],
-            Database::Mysql(_) => [
-                checks::database_connected::<MysqlConnection>(),
-                checks::migrations_applied::<MysqlConnection>(MYSQL_MIGRATIONS),
-            ],
-            Database::Sqlite(_) => [
-                checks::database_connected::<SqliteConnection>(),
-                checks::migrations_applied::<SqliteConnection>(SQLITE_MIGRATIONS),
-            ],
         }
     }
 

@@ -36,8 +36,9 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(err) => return fail(EXIT_CONFIG, &err),
     };
-    let database = Database::new(&settings.database);
-    let dockerflow = match dockerflow(&settings, &database) {
+    // Before any connection: a bad setting stops here, and the passwords are masked from the
+    // first log line on.
+    let dockerflow = match dockerflow(&settings) {
         Ok(dockerflow) => dockerflow,
         Err(err) => return fail(EXIT_CONFIG, &err),
     };
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         Command::Serve { migrate } => migrate,
         Command::Help => false,
     };
+    let database = Database::new(&settings.database);
     if migrate {
         match database.migrate() {
             Ok(applied) => {
@@ -78,12 +80,9 @@ fn main() -> ExitCode {
 
 /// Settings from the environment (`DOCKERFLOW_*`), the built-in checks for the backends in
 /// use, and the passwords to keep out of every body and log line.
-fn dockerflow(
-    settings: &Settings,
-    database: &Database,
-) -> Result<Dockerflow, dockerflow::StartupError> {
+fn dockerflow(settings: &Settings) -> Result<Dockerflow, dockerflow::StartupError> {
     let mut builder = Dockerflow::builder();
-    for check in database.checks() {
+    for check in settings.database.checks() {
         builder = builder.check(check);
     }
     if let Some(password) = settings.database.password() {
