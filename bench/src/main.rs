@@ -215,10 +215,11 @@ mod tests {
 
     #[test]
     fn reads_arguments() {
-        let plan = parse_args(args(&["--quick", "--workers", "2"]))
+        let (plan, only) = parse_args(args(&["--quick", "--workers", "2"]))
             .unwrap()
             .unwrap();
         assert!(plan.quick);
+        assert_eq!(only.len(), GROUPS.len());
         assert_eq!(plan.workers, 2);
         assert_eq!(plan.connections, 64);
         assert!(parse_args(args(&["--help"])).unwrap().is_none());
