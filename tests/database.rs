@@ -393,3 +393,55 @@ async fn postgres_back_after_its_sessions_were_killed_is_ok_again_with_a_tested_
     let answer = get(&srv, "/__heartbeat__").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 }
+
+// What the pool cannot say.
+
+#[actix_web::test]
+async fn a_pool_with_every_connection_in_use_is_e001_saying_so() {
+    let db = TempDatabase::new(Backend::Postgres);
+    let pool: Pool<ConnectionManager<PgConnection>> = pool_builder()
+        .max_size(1)
+        .build_unchecked(ConnectionManager::new(db.url()));
+    let held = pool.get().unwrap();
+    let (status, body) = heartbeat::<PgConnection>(Some(pool.clone())).await;
+    assert_failed(status, &body);
+    let text = only_message(&body, ids::E001);
+    assert_eq!(
+        text,
+        "Could not connect to database: no free connection in the pool within 900 ms (all 1 in use)"
+    );
+    drop(held);
+    let (status, body) = heartbeat::<PgConnection>(Some(pool)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[actix_web::test]
+async fn both_checks_on_one_pool_still_get_the_drivers_reason() {
+    // r2d2 hands its last error to one waiter only; the database check waits less long than
+    // the migrations check, so the reason is the database check's.
+    const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+        diesel_migrations::embed_migrations!("fixtures/migrations/postgres");
+    let port = closed_port();
+    let pool: Pool<ConnectionManager<PgConnection>> =
+        pool(&format!("postgres://postgres@127.0.0.1:{port}/test"));
+    let dockerflow = only(&[DATABASE_CONNECTED, checks::MIGRATIONS_APPLIED])
+        .check(checks::database_connected::<PgConnection>())
+        .check(checks::migrations_applied::<PgConnection>(MIGRATIONS))
+        .show_details(true)
+        .cache_ttl(Duration::ZERO)
+        .check_timeout(CHECK_TIMEOUT)
+        .build()
+        .unwrap();
+    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(pool.clone()));
+    });
+    for _ in 0..3 {
+        let body = get(&srv, "/__heartbeat__").await.json();
+        let text = messages(&body)[ids::E001].as_str().unwrap();
+        assert!(text.contains("Connection refused"), "{body}");
+        assert_eq!(
+            body["details"][checks::MIGRATIONS_APPLIED]["messages"][ids::I001],
+            "Can't connect to database to check migrations"
+        );
+    }
+}

@@ -185,7 +185,7 @@ pub fn check_database_connected<C: DatabaseConnection>(
     pool: &DieselPool<C>,
     timeout: Duration,
 ) -> Vec<CheckMessage> {
-    let mut conn = match checkout(pool, timeout) {
+    let mut conn = match checkout(pool, pool_wait(pool, timeout, 0.75)) {
         Ok(conn) => conn,
         Err(failure) => return vec![failure.into_message()],
     };
@@ -233,13 +233,35 @@ pub(super) enum CheckoutFailure {
     Misconfigured(String),
     /// The database did not let us in within the time allowed (E001).
     Unreachable(String),
+    /// The pool gave no driver error after waiting this long: every connection is in use, or
+    /// its attempts are still waiting on a server that does not answer, or another waiter had
+    /// the error (r2d2 hands its last error to one waiter only).
+    NoReason {
+        waited: Duration,
+        in_use: u32,
+        max_size: u32,
+    },
 }
 
 impl CheckoutFailure {
     /// The reason, already redacted and on one line.
-    pub(super) fn reason(&self) -> &str {
+    pub(super) fn reason(&self) -> String {
         match self {
-            CheckoutFailure::Misconfigured(reason) | CheckoutFailure::Unreachable(reason) => reason,
+            CheckoutFailure::Misconfigured(reason) | CheckoutFailure::Unreachable(reason) => {
+                reason.clone()
+            }
+            CheckoutFailure::NoReason {
+                waited,
+                in_use,
+                max_size,
+            } if in_use >= max_size => format!(
+                "no free connection in the pool within {} ms (all {max_size} in use)",
+                waited.as_millis()
+            ),
+            CheckoutFailure::NoReason { waited, .. } => format!(
+                "no connection could be opened within {} ms",
+                waited.as_millis()
+            ),
         }
     }
 
@@ -248,47 +270,68 @@ impl CheckoutFailure {
             CheckoutFailure::Misconfigured(reason) => {
                 CheckMessage::error(ids::E003, misconfigured(&reason))
             }
-            CheckoutFailure::Unreachable(reason) => CheckMessage::error(
+            failure => CheckMessage::error(
                 ids::E001,
-                format!("Could not connect to database: {reason}"),
+                format!("Could not connect to database: {}", failure.reason()),
             ),
+        }
+    }
+
+    /// A failure from a driver's text: E003 when it says the URL is wrong, E001 otherwise.
+    fn from_driver(text: &str) -> Self {
+        let mut reason = one_line(&redact(text));
+        if reason == SQLITE_BAD_URI {
+            reason.push_str(" (SQLite rejected the URI or one of its parameters)");
+        }
+        if is_misconfiguration(&reason) {
+            CheckoutFailure::Misconfigured(reason)
+        } else {
+            CheckoutFailure::Unreachable(reason)
         }
     }
 }
 
-/// A connection from `pool`, waiting no longer than the pool's own timeout nor three quarters
-/// of `timeout` (the rest is for the query).
+/// A connection from `pool`, waiting no longer than `wait`.
 pub(super) fn checkout<C: DatabaseConnection>(
     pool: &DieselPool<C>,
-    timeout: Duration,
+    wait: Duration,
 ) -> Result<r2d2::PooledConnection<ConnectionManager<C>>, CheckoutFailure> {
-    let wait = pool_wait(pool.connection_timeout(), timeout);
     pool.get_timeout(wait).map_err(|err| {
         // r2d2 keeps only the text of the last error; its own part is a fixed prefix.
         let text = err.to_string();
         match text.strip_prefix("timed out waiting for connection: ") {
-            Some(driver) => {
-                let mut reason = one_line(&redact(driver));
-                if reason == SQLITE_BAD_URI {
-                    reason.push_str(" (SQLite rejected the URI or one of its parameters)");
-                }
-                if is_misconfiguration(&reason) {
-                    CheckoutFailure::Misconfigured(reason)
-                } else {
-                    CheckoutFailure::Unreachable(reason)
+            Some(driver) => CheckoutFailure::from_driver(driver),
+            None => {
+                let state = pool.state();
+                CheckoutFailure::NoReason {
+                    waited: wait,
+                    in_use: state.connections.saturating_sub(state.idle_connections),
+                    max_size: pool.max_size(),
                 }
             }
-            None => CheckoutFailure::Unreachable(format!(
-                "no connection from the pool within {} ms",
-                wait.as_millis()
-            )),
         }
     })
 }
 
-fn pool_wait(pool_timeout: Duration, check_timeout: Duration) -> Duration {
-    let budget = check_timeout.saturating_sub(check_timeout / 4);
-    budget.min(pool_timeout).max(Duration::from_millis(1))
+/// How long a check with `timeout` waits for a connection: `share` of it (the rest is for
+/// its queries), and never longer than the pool's own `connection_timeout`.
+///
+/// `check_database_connected` waits three quarters, `check_migrations_applied` a little more:
+/// r2d2 hands the driver's last error to one waiter only, and when both checks wait on a pool
+/// that cannot connect, the one that reports the reason should have it.
+pub(super) fn pool_wait<C: DatabaseConnection>(
+    pool: &DieselPool<C>,
+    timeout: Duration,
+    share: f64,
+) -> Duration {
+    wait_for(pool.connection_timeout(), timeout, share)
+}
+
+fn wait_for(pool_timeout: Duration, check_timeout: Duration, share: f64) -> Duration {
+    check_timeout
+        .mul_f64(share)
+        .min(pool_timeout)
+        .max(Duration::from_millis(1))
 }
 
 /// Driver texts that mean the URL itself is wrong, not that the server is away: libpq's
@@ -334,16 +377,17 @@ mod tests {
 
     #[test]
     fn the_pool_waits_less_than_the_check() {
+        let three = Duration::from_secs(3);
         assert_eq!(
-            pool_wait(Duration::from_secs(30), Duration::from_secs(3)),
+            wait_for(Duration::from_secs(30), three, 0.75),
             Duration::from_millis(2250)
         );
         assert_eq!(
-            pool_wait(Duration::from_millis(500), Duration::from_secs(3)),
+            wait_for(Duration::from_millis(500), three, 0.75),
             Duration::from_millis(500)
         );
         assert_eq!(
-            pool_wait(Duration::from_secs(30), Duration::from_millis(1)),
+            wait_for(Duration::from_secs(30), Duration::from_millis(1), 0.75),
             Duration::from_millis(1)
         );
     }

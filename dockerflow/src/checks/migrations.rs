@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use diesel::migration::MigrationSource;
 
-use super::database::{checkout, find_pool, missing_pool, one_line, DatabaseConnection};
+use super::database::{checkout, find_pool, missing_pool, one_line, pool_wait, DatabaseConnection};
 use super::{ids, DieselPool, MIGRATIONS_APPLIED};
 use crate::check::{Check, CheckContext, CheckMessage, Prepared};
 use crate::redact::redact;
@@ -94,8 +94,8 @@ where
             )];
         }
     };
-    let applied = checkout(pool, timeout)
-        .map_err(|failure| failure.reason().to_owned())
+    let applied = checkout(pool, pool_wait(pool, timeout, 0.85))
+        .map_err(|failure| failure.reason())
         .and_then(|mut conn| {
             C::applied_migration_versions(&mut conn)
                 .map_err(|err| one_line(&redact(&err.to_string())))
