@@ -2,7 +2,7 @@
 //! an actix system, stopped (not gracefully: in-flight requests are dropped) when dropped.
 
 use std::net::SocketAddr;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,22 +20,33 @@ pub(crate) struct Server {
     addr: SocketAddr,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
+    /// Thread ids of the threads that built an app: the workers.
+    workers: Arc<Mutex<Vec<u32>>>,
 }
 
 impl Server {
-    /// Starts `setup` on `127.0.0.1:<free port>` with `workers` workers.
-    pub(crate) fn start(name: &str, workers: usize, setup: Setup) -> Result<Self, BenchError> {
+    /// Starts `setup` on `127.0.0.1:<free port>` with `worker_count` workers.
+    pub(crate) fn start(name: &str, worker_count: usize, setup: Setup) -> Result<Self, BenchError> {
         let (tx, rx) = mpsc::channel();
+        let workers = Arc::new(Mutex::new(Vec::new()));
+        let worker_ids = Arc::clone(&workers);
         let thread_name = format!("bench-{name}");
         let thread = std::thread::Builder::new()
             .name(thread_name)
             .spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
                     let bound = HttpServer::new(move || {
+                        // Each worker builds its app on its own thread.
+                        if let Some(tid) = thread_id() {
+                            worker_ids
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(tid);
+                        }
                         let setup = Arc::clone(&setup);
                         App::new().configure(move |cfg| setup(cfg))
                     })
-                    .workers(workers)
+                    .workers(worker_count)
                     .disable_signals()
                     .shutdown_timeout(1)
                     .bind(("127.0.0.1", 0));
@@ -66,7 +77,17 @@ impl Server {
             addr,
             handle,
             thread: Some(thread),
+            workers,
         })
+    }
+
+    /// CPU time (user and system) used so far by this server's workers.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers
+            .iter()
+            .filter_map(|tid| thread_cpu_time(*tid).map(|(_, cpu)| cpu))
+            .sum()
     }
 
     /// `http://127.0.0.1:<port><path>`.
@@ -89,6 +110,46 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// CPU time used so far by dockerflow's check threads (its runtime and blocking pool), which
+/// run the heartbeat's checks for every server of this process.
+pub(crate) fn check_threads_cpu_time() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .filter_map(|task| task.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(thread_cpu_time)
+        // Thread names are cut to 15 bytes in /proc.
+        .filter(|(name, _)| name.starts_with("dockerflow-chec"))
+        .map(|(_, cpu)| cpu)
+        .sum()
+}
+
+/// The id of the calling thread (the first field of /proc/thread-self/stat).
+fn thread_id() -> Option<u32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// A thread's name and CPU time (user and system), from /proc/self/task/<tid>/stat.
+fn thread_cpu_time(tid: u32) -> Option<(String, Duration)> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+/// `tid (name) state ppid … utime stime …`: the name may hold spaces and parentheses, so the
+/// fields are counted from the last `)`. utime and stime are the 14th and 15th fields, in
+/// clock ticks of 1/100 s (USER_HZ, 100 on Linux).
+fn parse_stat(stat: &str) -> Option<(String, Duration)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((name, Duration::from_millis((utime + stime) * 10)))
 }
 
 /// What one plain request got back.
@@ -136,5 +197,19 @@ impl Server {
             .map(|(_, body)| body.to_owned())
             .unwrap_or_default();
         Ok(Answer { status, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_thread_stat_line() {
+        let stat = "4242 (actix (w) 0) S 1 1 0 0 -1 4194368 10 0 0 0 150 25 0 0 20 0 4 0 100 0 0";
+        let (name, cpu) = parse_stat(stat).unwrap();
+        assert_eq!(name, "actix (w) 0");
+        assert_eq!(cpu, Duration::from_millis(1750));
+        assert!(thread_id().is_some());
     }
 }
