@@ -125,7 +125,12 @@ impl Server {
         let port_text = port.to_string();
         let mut env = env.to_vec();
         env.push(("PORT", &port_text));
-        let mut child = demo(dir, args, &env).spawn().unwrap();
+        Server::start_on(dir, args, &env, port)
+    }
+
+    /// Starts `dockerflow-demo args` with exactly `env`, expecting it on `port`.
+    fn start_on(dir: &WorkDir, args: &[&str], env: &[(&str, &str)], port: u16) -> Server {
+        let mut child = demo(dir, args, env).spawn().unwrap();
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
         let mut server = Server {
@@ -222,6 +227,17 @@ fn message<'a>(body: &'a Value, check: &str, id: &str) -> &'a str {
     body["details"][check]["messages"][id]
         .as_str()
         .unwrap_or_else(|| panic!("no {id} for {check} in {body}"))
+}
+
+#[test]
+fn with_no_environment_at_all_it_listens_on_8000_and_answers_ok() {
+    // The operator's first try: no variable set, not even PATH. The default port 8000 must be
+    // free on this machine for this one test; the others use ports of their own.
+    let dir = WorkDir::new();
+    let server = Server::start_on(&dir, &[], &[], 8000);
+    let (status, body) = server.get("/__heartbeat__");
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    assert!(dir.0.join("dockerflow-demo.sqlite3").exists());
 }
 
 #[test]
