@@ -445,3 +445,28 @@ async fn both_checks_on_one_pool_still_get_the_drivers_reason() {
         );
     }
 }
+
+#[actix_web::test]
+async fn the_pool_wait_follows_the_checks_own_timeout() {
+    // A check given its own timeout (shorter than the configured 1.2 s) still answers E001
+    // with what it waited for, not E011: the pool is given three quarters of 400 ms.
+    let listener = SilentListener::start();
+    let url = format!("postgres://postgres@127.0.0.1:{}/test", listener.port);
+    let pool: Pool<ConnectionManager<PgConnection>> = pool(&url);
+    let dockerflow = only(&[DATABASE_CONNECTED])
+        .check(
+            checks::database_connected::<PgConnection>().with_timeout(Duration::from_millis(400)),
+        )
+        .show_details(true)
+        .check_timeout(CHECK_TIMEOUT)
+        .build()
+        .unwrap();
+    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(pool.clone()));
+    });
+    let body = get(&srv, "/__heartbeat__").await.json();
+    assert_eq!(
+        only_message(&body, ids::E001),
+        "Could not connect to database: no connection could be opened within 300 ms"
+    );
+}
