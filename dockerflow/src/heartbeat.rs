@@ -95,6 +95,8 @@ impl Runner {
             .collect();
         let runner = Arc::clone(self);
         let task = runtime().spawn(async move {
+            // Whatever happens to this run, the next heartbeat must be able to start another.
+            let _clear = ClearInFlight(Arc::clone(&runner));
             let started = Instant::now();
             let timeout = runner.settings.check_timeout;
             let runs = prepared.into_iter().map(|(check, prepared)| {
@@ -120,9 +122,8 @@ impl Runner {
                 duration: started.elapsed(),
             });
             log_run(&report);
-            let mut state = runner.state.lock().unwrap_or_else(|p| p.into_inner());
-            state.in_flight = None;
-            state.last = Some((Instant::now(), report.clone()));
+            runner.state.lock().unwrap_or_else(|p| p.into_inner()).last =
+                Some((Instant::now(), report.clone()));
             report
         });
         async move {
@@ -134,6 +135,20 @@ impl Runner {
         }
         .boxed()
         .shared()
+    }
+}
+
+/// Forgets the run in flight when the run's task ends, by finishing or by a panic in
+/// dockerflow's own code (a shared run that panicked would otherwise be awaited forever).
+struct ClearInFlight(Arc<Runner>);
+
+impl Drop for ClearInFlight {
+    fn drop(&mut self) {
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_flight = None;
     }
 }
 
