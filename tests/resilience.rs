@@ -39,6 +39,18 @@ fn check_blocks(gate: web::Data<Gate>) -> Result<(), String> {
     Ok(())
 }
 
+/// Hangs on its first call only.
+#[derive(Default)]
+struct HangsOnce(AtomicUsize);
+
+#[dockerflow::check(timeout_ms = 200)]
+async fn check_hangs_once(calls: web::Data<HangsOnce>) -> Result<(), String> {
+    if calls.0.fetch_add(1, Ordering::SeqCst) == 0 {
+        std::future::pending::<()>().await;
+    }
+    Ok(())
+}
+
 #[dockerflow::check]
 fn check_panics() -> Result<(), String> {
     panic!("boom: could not reach postgres://app:hunter2-secret@db/app");
@@ -379,4 +391,27 @@ async fn a_database_that_never_answers_fails_the_check_on_time() {
         assert!(!answer.text().contains("hunter2-pw"));
         assert_eq!(get(&srv, "/__lbheartbeat__").await.status, StatusCode::OK);
     }
+}
+
+#[actix_web::test]
+async fn the_heartbeat_after_a_timeout_runs_the_async_check_again() {
+    let calls = web::Data::new(HangsOnce::default());
+    let df = only(&["check_hangs_once"])
+        .cache_ttl(Duration::ZERO)
+        .show_details(true)
+        .build()
+        .unwrap();
+    let srv = serve(df, with_data(calls.clone()));
+    let first = get(&srv, "/__heartbeat__").await;
+    assert_eq!(
+        first.json()["details"]["check_hangs_once"]["messages"]["dockerflow.health.E011"],
+        "Check timed out after 200 ms"
+    );
+    // Right away: the timed-out run is gone, so the check is tried again and passes.
+    let second = get(&srv, "/__heartbeat__").await;
+    assert_eq!(
+        second.json(),
+        json!({"status": "ok", "checks": {"check_hangs_once": "ok"}, "details": {}})
+    );
+    assert_eq!(calls.0.load(Ordering::SeqCst), 2);
 }
