@@ -120,6 +120,7 @@ impl Runner {
             let report = Arc::new(HeartbeatReport {
                 checks,
                 duration: started.elapsed(),
+                bodies: Default::default(),
             });
             log_run(&report);
             runner.state.lock().unwrap_or_else(|p| p.into_inner()).last =

@@ -1,6 +1,9 @@
 //! [`HeartbeatReport`]: what one run of the checks found, and its JSON.
 
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use actix_web::web::Bytes;
 
 use serde_json::{json, Map, Value};
 
@@ -65,6 +68,8 @@ impl CheckResult {
 pub struct HeartbeatReport {
     pub(crate) checks: Vec<CheckResult>,
     pub(crate) duration: Duration,
+    /// The two bodies, rendered once: a reused report answers many requests.
+    pub(crate) bodies: [OnceLock<Bytes>; 2],
 }
 
 impl HeartbeatReport {
@@ -90,6 +95,13 @@ impl HeartbeatReport {
     /// How long the whole run took.
     pub fn duration(&self) -> Duration {
         self.duration
+    }
+
+    /// [`to_json`](Self::to_json) as bytes, rendered once per report.
+    pub(crate) fn body(&self, details: bool) -> Bytes {
+        self.bodies[usize::from(details)]
+            .get_or_init(|| Bytes::from(self.to_json(details).to_string()))
+            .clone()
     }
 
     /// The heartbeat body: `{"status": ...}`, plus `checks` and `details` when `details` is true.

@@ -117,7 +117,9 @@ async fn heartbeat(df: Arc<Inner>, req: HttpRequest) -> HttpResponse {
     } else {
         StatusCode::OK
     };
-    no_store(status).json(report.to_json(details))
+    no_store(status)
+        .content_type("application/json")
+        .body(report.body(details))
 }
 
 /// `Authorization: Bearer <token>` with the configured token, compared in constant time.
