@@ -125,6 +125,10 @@ pub mod ids {
     /// `check_migrations_applied`, warning: `Database has migration <version> that this build
     /// does not know`, one per migration.
     pub const W002: &str = "dockerflow.health.W002";
+    /// Any check, error: `Check timed out after <n> ms`.
+    pub const E011: &str = crate::heartbeat::TIMEOUT_ID;
+    /// Any check, critical: `Check panicked`.
+    pub const E012: &str = crate::heartbeat::PANIC_ID;
 }
 
 /// A run that reports `messages` without doing anything (the check cannot start).
