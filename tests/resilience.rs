@@ -81,7 +81,7 @@ async fn concurrent_requests_share_one_run_when_reuse_is_off() {
     let started = runs.0.load(Ordering::SeqCst);
     // 64 requests arrive within the 300 ms of a run: a handful of runs at most, never 64.
     assert!(
-        (1..=4).contains(&started),
+        (1..=8).contains(&started),
         "{started} runs for 64 concurrent requests"
     );
 
