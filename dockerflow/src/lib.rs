@@ -134,6 +134,11 @@ mod views;
 #[doc(hidden)]
 pub mod __private;
 
+/// The README's Rust examples, compiled as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub use crate::check::{
     Check, CheckContext, CheckMessage, FromCheckContext, IntoCheckOutcome, Level, MissingData,
     Outcome, ParseLevelError, Prepared,
