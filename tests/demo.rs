@@ -410,7 +410,10 @@ fn a_database_password_never_shows() {
     let text = message(&body, "check_database_connected", "dockerflow.health.E001");
     // The driver's reason ("Connection refused") is tested in tests/database.rs; here two
     // checks and a route share one pool, and r2d2 hands its last error to one waiter only.
-    assert!(text.starts_with("Could not connect to database: "), "{text}");
+    assert!(
+        text.starts_with("Could not connect to database: "),
+        "{text}"
+    );
     // Routes that fail say nothing of the driver either.
     let (status, _) = server.get("/greetings");
     assert_eq!(status, 503);
