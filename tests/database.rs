@@ -14,7 +14,7 @@ use backends::{captured_logs, pool, pool_builder, Backend, LockedOutUser, TempDa
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::{MysqlConnection, PgConnection, SqliteConnection};
 use dockerflow::checks::{self, ids, DatabaseConnection, DATABASE_CONNECTED};
-use dockerflow_tests::{closed_port, get, only, serve, SilentListener};
+use dockerflow_tests::{closed_port, get, only, serve, PrivatePostgres, SilentListener};
 use serde_json::Value;
 
 /// The check's timeout in these tests: the pool gets three quarters of it.
@@ -205,6 +205,36 @@ async fn refused_login<C: DatabaseConnection>(backend: Backend, scheme: &str, po
 async fn mariadb_wrong_password_is_e001_without_the_password() {
     let text = refused_login::<MysqlConnection>(Backend::Mysql, "mysql", 3306).await;
     assert!(text.contains("Access denied"), "{text}");
+}
+
+#[actix_web::test]
+async fn postgres_wrong_password_is_e001_without_the_password() {
+    backends::capture();
+    let password = backends::unique("Pw-s3cret");
+    let server = PrivatePostgres::start(&password);
+    let wrong = format!("{password}-wrong");
+    let url = format!(
+        "postgres://postgres:{wrong}@127.0.0.1:{}/postgres",
+        server.port
+    );
+    let (status, body) = heartbeat::<PgConnection>(Some(pool(&url))).await;
+    assert_failed(status, &body);
+    let text = only_message(&body, ids::E001);
+    assert!(text.contains("password authentication failed"), "{text}");
+    for secret in [&password, &wrong] {
+        assert!(!body.to_string().contains(secret.as_str()), "{body}");
+        assert!(
+            !captured_logs().contains(secret.as_str()),
+            "a log line has the password"
+        );
+    }
+    // The same server with the right password: the check passes.
+    let url = format!(
+        "postgres://postgres:{password}@127.0.0.1:{}/postgres",
+        server.port
+    );
+    let (status, body) = heartbeat::<PgConnection>(Some(pool(&url))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[actix_web::test]

@@ -249,3 +249,123 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A PostgreSQL server of the test's own, with password authentication (the machine's server
+/// trusts loopback, so it cannot refuse a wrong password). Stopped and removed when dropped.
+pub struct PrivatePostgres {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl PrivatePostgres {
+    /// `initdb` with `scram-sha-256` for the user `postgres` with `password`, then starts it on
+    /// a free port and waits until it accepts connections.
+    pub fn start(password: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries (scripts/setup installs them)")
+            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+            .filter(|bin| bin.join("initdb").exists())
+            .max()
+            .expect("an initdb under /usr/lib/postgresql/*/bin");
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("dockerflow-pg-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pwfile = dir.join("password");
+        std::fs::write(&pwfile, password).unwrap();
+        as_postgres(
+            std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir),
+            false,
+        );
+        let data = dir.join("data");
+        as_postgres(
+            std::process::Command::new(bin.join("initdb"))
+                .args([
+                    "--username=postgres",
+                    "--auth=scram-sha-256",
+                    "--no-sync",
+                    "--encoding=UTF8",
+                ])
+                .arg(format!("--pwfile={}", pwfile.display()))
+                .arg("-D")
+                .arg(&data),
+            true,
+        );
+        let server = PrivatePostgres {
+            port: closed_port(),
+            dir,
+            bin,
+        };
+        as_postgres(
+            std::process::Command::new(server.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&data)
+                .arg("-o")
+                .arg(format!(
+                    "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+                    server.port,
+                    server.dir.display()
+                ))
+                .arg("-l")
+                .arg(server.dir.join("log"))
+                .args(["-w", "-t", "30", "start"]),
+            true,
+        );
+        server
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let mut stop = std::process::Command::new(self.bin.join("pg_ctl"));
+        stop.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"]);
+        if is_root() {
+            let mut runuser = std::process::Command::new("runuser");
+            runuser
+                .args(["-u", "postgres", "--"])
+                .arg(stop.get_program())
+                .args(stop.get_args());
+            stop = runuser;
+        }
+        stop.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"))
+}
+
+/// Runs `command` as the `postgres` user when this process is root (PostgreSQL refuses to run
+/// as root); `as_user` false runs it as is. Panics with its output when it fails.
+fn as_postgres(command: &mut std::process::Command, as_user: bool) {
+    let output = if as_user && is_root() {
+        std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(command.get_program())
+            .args(command.get_args())
+            .output()
+    } else {
+        command.output()
+    }
+    .unwrap_or_else(|e| panic!("{:?}: {e}", command.get_program()));
+    assert!(
+        output.status.success(),
+        "{:?} failed: {}{}",
+        command.get_program(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
