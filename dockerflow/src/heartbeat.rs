@@ -238,16 +238,12 @@ fn quiet_check_panics() {
 }
 
 fn panicked(check: &Check, panic: Box<dyn Any + Send>) -> Vec<CheckMessage> {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_owned());
+    let text = crate::logging::panic_text(&*panic);
     tracing::error!(
         target: "dockerflow::heartbeat",
         check = %check.name,
         location = %check.location,
-        panic = %redact::redact(&text),
+        panic = %redact::redact(text),
         "check panicked"
     );
     vec![CheckMessage::critical(PANIC_ID, "Check panicked")]

@@ -141,6 +141,15 @@ pub use self::summary::{set_uid, RequestSummary, RequestSummaryMiddleware};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 
+/// What a panic said, for a log line: its `&str` or `String` payload.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic with a payload that is not text")
+}
+
 /// Why [`init`] could not install the mozlog subscriber.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

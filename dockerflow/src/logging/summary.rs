@@ -1,7 +1,6 @@
 //! [`RequestSummary`]: the middleware that gives each request its id, a span carrying it, and
 //! one `request.summary` log line.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::{ready, Ready};
@@ -222,14 +221,6 @@ fn header_text(headers: &HeaderMap, name: HeaderName) -> String {
         .unwrap_or_default()
 }
 
-fn panic_text(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic with a payload that is not text")
-}
-
 impl<S, B> Service<ServiceRequest> for RequestSummaryMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
@@ -307,7 +298,7 @@ where
                     Err(WithRequestId { error, header, rid }.into())
                 }
                 Err(panic) => {
-                    let text = format!("handler panicked: {}", panic_text(&*panic));
+                    let text = format!("handler panicked: {}", super::panic_text(&*panic));
                     summary.log(StatusCode::INTERNAL_SERVER_ERROR, Some(&text));
                     std::panic::resume_unwind(panic)
                 }
