@@ -173,3 +173,73 @@ async fn error_endpoint_exists_only_when_enabled() {
     assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));
     assert_eq!(get(&srv, "/__lbheartbeat__").await.status, StatusCode::OK);
 }
+
+/// A version path that points at something endless or odd: a 500 with a JSON error, soon, and
+/// the process's memory stays flat.
+#[actix_web::test]
+async fn version_paths_that_are_not_regular_files_are_500s_and_cost_no_memory() {
+    let dir = std::env::temp_dir().join(format!("dockerflow-version-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo.json");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let large = dir.join("large.json");
+    // A valid JSON object of 2 MiB: too large, however well formed.
+    let mut text = String::from("{\"pad\": \"");
+    text.push_str(&"x".repeat(2 << 20));
+    text.push_str("\"}");
+    std::fs::write(&large, text).unwrap();
+
+    let cases = [
+        ("/dev/zero".into(), "not a regular file"),
+        (fifo.clone(), "not a regular file"),
+        (dir.clone(), "not a regular file"),
+        (large.clone(), "larger than 1 MiB"),
+    ];
+    for (path, reason) in cases {
+        let df = only(&[]).version_file(&path).build().unwrap();
+        let srv = serve(df, |_| {});
+        let before = rss_kib();
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            let answer = get(&srv, "/__version__").await;
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(1),
+                "{} took {:?}",
+                path.display(),
+                started.elapsed()
+            );
+            assert_eq!(
+                answer.status,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{}",
+                path.display()
+            );
+            let error = answer.json()["error"].as_str().unwrap().to_owned();
+            assert!(error.contains(reason), "{}: {error}", path.display());
+            assert_eq!(
+                answer.header("content-type").as_deref(),
+                Some("application/json")
+            );
+        }
+        // Reading /dev/zero without a bound grew the process by about 500 MB a second.
+        let grown = rss_kib().saturating_sub(before);
+        assert!(grown < 64 * 1024, "{}: grew by {grown} KiB", path.display());
+        assert_eq!(get(&srv, "/__lbheartbeat__").await.status, StatusCode::OK);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The resident memory of this process, from `/proc/self/status`.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

@@ -146,7 +146,8 @@ async fn details_are_hidden_by_default_and_unlocked_by_the_bearer_token_only() {
         "Bearer s3cret-token-value2",
         "s3cret-token-value",
         "Basic s3cret-token-value",
-        "Bearer  s3cret-token-value",
+        "Bearers3cret-token-value",
+        "bearer",
     ] {
         let answer = call(
             &srv,
@@ -157,18 +158,26 @@ async fn details_are_hidden_by_default_and_unlocked_by_the_bearer_token_only() {
         .await;
         assert_eq!(answer.json(), json!({"status": "error"}), "{wrong}");
     }
-    let shown = call(
-        &srv,
-        actix_web::http::Method::GET,
-        "/__heartbeat__",
-        &[("Authorization", "Bearer s3cret-token-value")],
-    )
-    .await;
-    assert_eq!(
-        shown.json()["details"]["check_scripted"]["messages"]["tests.E001"],
-        "broken"
-    );
-    assert!(!shown.text().contains("s3cret-token-value"));
+    // The scheme is case-insensitive (RFC 9110, section 11.1) and one or more spaces follow it.
+    for right in [
+        "Bearer s3cret-token-value",
+        "bearer s3cret-token-value",
+        "BEARER  s3cret-token-value",
+    ] {
+        let shown = call(
+            &srv,
+            actix_web::http::Method::GET,
+            "/__heartbeat__",
+            &[("Authorization", right)],
+        )
+        .await;
+        assert_eq!(
+            shown.json()["details"]["check_scripted"]["messages"]["tests.E001"],
+            "broken",
+            "{right}"
+        );
+        assert!(!shown.text().contains("s3cret-token-value"));
+    }
 }
 
 #[actix_web::test]

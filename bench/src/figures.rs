@@ -354,6 +354,37 @@ impl Bench {
         ))
     }
 
+    /// Resident memory after 1,000 `/__version__` requests against before them, with the
+    /// version path pointing at `/dev/zero`, which an unbounded read fills memory from.
+    pub(crate) fn hostile_version(&self) -> Result<Row, BenchError> {
+        const REQUESTS: usize = 1_000;
+        let server = self.serve(
+            "hostile-version",
+            self.dockerflow(Vec::new()).version_file("/dev/zero"),
+        )?;
+        self.expect(&server, "/__version__", 500)?;
+        let before = vm_rss()?;
+        for _ in 0..REQUESTS {
+            let answer = server.get("/__version__", &[])?;
+            if answer.status != 500 {
+                return Err(BenchError::new(format!(
+                    "/__version__ on /dev/zero answered {}",
+                    answer.status
+                )));
+            }
+        }
+        let after = vm_rss()?;
+        Ok(Row::new(
+            format!(
+                "resident memory after ÷ before {} `/__version__` requests on /dev/zero",
+                thousands(REQUESTS as f64),
+            ),
+            format!("{:.1} MiB vs {:.1} MiB", mib(after), mib(before)),
+            Target::AtMost(1.05),
+            after as f64 / before as f64,
+        ))
+    }
+
     /// Sends about `requests` requests to `url` with 64 clients, stopping at `deadline`;
     /// returns how many were answered.
     ///

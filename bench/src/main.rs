@@ -27,14 +27,15 @@ const USAGE: &str = "usage: dockerflow-bench [--quick] [--workers N] [--connecti
   --quick          a few seconds in all, fewer requests (for CI); figures are printed, never asserted
   --workers N      actix-web workers of every server, the baseline's too (default 1)
   --connections N  wrk connections of the throughput figures (default 64)
-  --only GROUP,... measure only these groups of figures: throughput, probes, memory, fan-out,
-                   hung-check, lb-while-hanging (default: all)";
+  --only GROUP,... measure only these groups of figures: throughput, probes, memory,
+                   hostile-version, fan-out, hung-check, lb-while-hanging (default: all)";
 
 /// The groups of figures, in the order they are measured.
-const GROUPS: [&str; 6] = [
+const GROUPS: [&str; 7] = [
     "throughput",
     "probes",
     "memory",
+    "hostile-version",
     "fan-out",
     "hung-check",
     "lb-while-hanging",
@@ -168,6 +169,9 @@ fn run(plan: &Plan, only: &[String]) -> Result<Vec<table::Row>, BenchError> {
     } else {
         None
     };
+    if step("hostile-version") {
+        rows.push(bench.hostile_version()?);
+    }
     if step("fan-out") {
         rows.extend(bench.fan_out()?);
     }

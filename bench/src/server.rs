@@ -112,8 +112,9 @@ impl Drop for Server {
     }
 }
 
-/// CPU time used so far by dockerflow's check threads (its runtime and blocking pool), which
-/// run the heartbeat's checks for every server of this process.
+/// CPU time used so far by dockerflow's threads (the heartbeat coordinator and its blocking
+/// pool, and one thread per async check), which run the heartbeat's checks for every server of
+/// this process.
 pub(crate) fn check_threads_cpu_time() -> Duration {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Duration::ZERO;
@@ -122,7 +123,9 @@ pub(crate) fn check_threads_cpu_time() -> Duration {
         .filter_map(|task| task.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(thread_cpu_time)
         // Thread names are cut to 15 bytes in /proc.
-        .filter(|(name, _)| name.starts_with("dockerflow-chec"))
+        .filter(|(name, _)| {
+            name.starts_with("dockerflow-chec") || name.starts_with("dockerflow-hear")
+        })
         .map(|(_, cpu)| cpu)
         .sum()
 }

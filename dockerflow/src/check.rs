@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,8 @@ use actix_web::{web, HttpRequest};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::{Serialize, Serializer};
+
+use crate::runtime::CheckThreads;
 
 /// How bad a check message is, on Django's scale.
 ///
@@ -369,8 +370,8 @@ pub struct Check {
     pub(crate) timeout: Option<Duration>,
     pub(crate) location: Cow<'static, str>,
     pub(crate) prepare: Arc<PrepareFn>,
-    /// Runs of this check still going (a blocking check that hung keeps its thread).
-    pub(crate) running: Arc<AtomicUsize>,
+    /// The threads its runs use and hold; shared by clones.
+    pub(crate) threads: Arc<CheckThreads>,
 }
 
 impl Check {
@@ -389,7 +390,7 @@ impl Check {
             timeout: None,
             location: format!("{}:{}:{}", caller.file(), caller.line(), caller.column()).into(),
             prepare: Arc::new(prepare),
-            running: Arc::default(),
+            threads: Arc::default(),
         }
     }
 
@@ -429,10 +430,6 @@ impl Check {
     /// Where the check was defined, as `file:line:column`.
     pub fn location(&self) -> &str {
         &self.location
-    }
-
-    pub(crate) fn running(&self) -> usize {
-        self.running.load(Ordering::Acquire)
     }
 }
 

@@ -297,6 +297,7 @@ impl Builder {
                 None => match env.get(env::FAILED_STATUS) {
                     Some(text) => {
                         let code = text
+                            .trim()
                             .parse()
                             .map_err(|_| invalid(env::FAILED_STATUS, &text, STATUSES))?;
                         failed_status(code, env::FAILED_STATUS, &text)?
@@ -353,6 +354,7 @@ impl Builder {
                     None => (
                         env::REQUEST_ID_HEADER,
                         env.get(env::REQUEST_ID_HEADER)
+                            .map(|name| name.trim().to_owned())
                             .unwrap_or_else(|| "X-Request-Id".to_owned()),
                     ),
                 };
@@ -538,6 +540,63 @@ mod tests {
         assert_eq!(c.check_timeout(), Duration::from_millis(250));
         assert_eq!(c.cache_ttl(), Duration::ZERO);
         assert_eq!(c.request_id_header().as_str(), "x-trace");
+    }
+
+    /// Every variable that is parsed, with the words its error must use.
+    const PARSED: [(&str, &str); 7] = [
+        (env::FAIL_LEVEL, "warning, error, critical"),
+        (env::FAILED_STATUS, "400 to 599"),
+        (env::SHOW_DETAILS, "true or false"),
+        (env::CHECK_TIMEOUT_MS, "milliseconds"),
+        (env::CACHE_TTL_MS, "milliseconds"),
+        (env::REQUEST_ID_HEADER, "header name"),
+        (env::ENABLE_ERROR_ENDPOINT, "true or false"),
+    ];
+
+    proptest::proptest! {
+        /// Whatever a variable holds, start-up either succeeds or fails naming the variable and
+        /// the accepted values; it never panics, and never echoes more than 80 characters.
+        #[test]
+        fn any_value_is_accepted_or_refused_by_name(
+            which in 0..PARSED.len(),
+            value in proptest::prelude::any::<String>(),
+        ) {
+            let (var, accepted) = PARSED[which];
+            if let Err(err) = build(&[(var, &value)]) {
+                let text = err.to_string();
+                proptest::prop_assert!(text.contains(var), "{}", text);
+                proptest::prop_assert!(text.contains(accepted), "{}", text);
+                proptest::prop_assert!(text.chars().count() < 80 + 200, "{}", text);
+            }
+        }
+
+        /// Whole numbers in range are taken as they are, with spaces around them.
+        #[test]
+        fn numbers_in_range_are_parsed(
+            status in 400u16..=599,
+            timeout in 1u64..=u64::from(u32::MAX),
+            ttl in 0u64..=u64::from(u32::MAX),
+        ) {
+            let (status_text, timeout_text, ttl_text) =
+                (format!(" {status}"), format!("{timeout} "), ttl.to_string());
+            let df = build(&[
+                (env::FAILED_STATUS, status_text.as_str()),
+                (env::CHECK_TIMEOUT_MS, timeout_text.as_str()),
+                (env::CACHE_TTL_MS, ttl_text.as_str()),
+            ])
+            .unwrap();
+            proptest::prop_assert_eq!(df.config().failed_status().as_u16(), status);
+            proptest::prop_assert_eq!(df.config().check_timeout(), Duration::from_millis(timeout));
+            proptest::prop_assert_eq!(df.config().cache_ttl(), Duration::from_millis(ttl));
+        }
+
+        /// Silenced ids: any list gives back its non-empty, trimmed items in order.
+        #[test]
+        fn silenced_lists_keep_every_id(ids in proptest::collection::vec("[A-Za-z0-9._]{1,20}", 0..8)) {
+            let list = ids.iter().map(|id| format!(" {id} ")).collect::<Vec<_>>().join(",,");
+            let df = build(&[(env::SILENCED_CHECKS, list.as_str())]).unwrap();
+            proptest::prop_assert_eq!(df.config().silenced(), ids.as_slice());
+        }
     }
 
     #[test]

@@ -1,33 +1,26 @@
-//! Running the checks: concurrently, off the async workers, each under a timeout, with panics
-//! caught; one run shared by concurrent requests and reused for the cache time.
+//! The runner: one run of every check shared by concurrent requests and reused for the cache
+//! time, each check under its timeout, and a deadline on the request side that holds whatever
+//! the checks do.
 //!
-//! Runs happen on a small runtime of dockerflow's own (`dockerflow-check` threads) so that a run
-//! outlives the request that started it, is shared by requests of every worker, and a check
-//! that blocks its thread cannot stall a worker that serves traffic.
+//! Where check code runs (and why a check that blocks its thread cannot stall the others or the
+//! server) is in [`runtime`](crate::runtime).
 
-use std::any::Any;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::future::{BoxFuture, FutureExt, Shared};
-use tokio::runtime::Runtime;
+use tokio::sync::watch;
 
-use crate::check::{Check, CheckContext, CheckMessage, Outcome, PreparedKind};
+use crate::check::{Check, CheckContext, CheckMessage, Outcome};
 use crate::redact;
 use crate::report::{CheckResult, HeartbeatReport};
-
-/// At most this many runs of one check may be unfinished at once. A blocking check that hangs
-/// keeps its thread until it returns; without a bound, every heartbeat would add one more.
-const MAX_RUNNING_PER_CHECK: usize = 1;
-
-/// How long a timed-out run waits for its aborted task to be dropped.
-const ABORT_GRACE: Duration = Duration::from_millis(10);
+use crate::runtime::{self, Executed};
 
 pub(crate) const TIMEOUT_ID: &str = "dockerflow.health.E011";
 pub(crate) const PANIC_ID: &str = "dockerflow.health.E012";
 
-type SharedRun = Shared<BoxFuture<'static, Arc<HeartbeatReport>>>;
+/// How long after the longest check timeout a request stops waiting for the run and answers
+/// with what it has: the contract promises an answer within the longest timeout plus 250 ms.
+const REQUEST_GRACE: Duration = Duration::from_millis(200);
 
 /// Settings the runner needs.
 pub(crate) struct RunSettings {
@@ -39,20 +32,39 @@ pub(crate) struct RunSettings {
 pub(crate) struct Runner {
     checks: Vec<Check>,
     settings: RunSettings,
+    /// The longest timeout of any check: how long a run may take.
+    longest_timeout: Duration,
     state: Mutex<RunState>,
 }
 
 #[derive(Default)]
 struct RunState {
-    in_flight: Option<SharedRun>,
+    in_flight: Option<Arc<Run>>,
     last: Option<(Instant, Arc<HeartbeatReport>)>,
+}
+
+/// One run of every check, as the requests waiting for it see it.
+struct Run {
+    started: Instant,
+    /// Each check's result as it comes in, in the order of [`Runner::checks`].
+    results: Mutex<Vec<Option<CheckResult>>>,
+    /// The report, once the run is finished (by the coordinator, or by a request whose deadline
+    /// came first).
+    report: watch::Sender<Option<Arc<HeartbeatReport>>>,
 }
 
 impl Runner {
     pub(crate) fn new(checks: Vec<Check>, settings: RunSettings) -> Arc<Runner> {
+        runtime::quiet_check_panics();
+        let longest_timeout = checks
+            .iter()
+            .map(|check| check.timeout.unwrap_or(settings.check_timeout))
+            .max()
+            .unwrap_or(Duration::ZERO);
         Arc::new(Runner {
             checks,
             settings,
+            longest_timeout,
             state: Mutex::default(),
         })
     }
@@ -61,7 +73,9 @@ impl Runner {
         &self.checks
     }
 
-    /// The latest report: a fresh cached one, the one being made, or a new run.
+    /// The latest report: a fresh cached one, the one being made, or a new run. Answers by the
+    /// run's deadline whatever the checks do, reporting the checks that have not finished then
+    /// as timed out.
     pub(crate) async fn report(self: &Arc<Self>, ctx: &CheckContext<'_>) -> Arc<HeartbeatReport> {
         let run = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -71,197 +85,195 @@ impl Runner {
                 }
             }
             match &state.in_flight {
-                Some(run) => run.clone(),
+                Some(run) => Arc::clone(run),
                 None => {
                     let run = self.start(ctx);
-                    state.in_flight = Some(run.clone());
+                    state.in_flight = Some(Arc::clone(&run));
                     run
                 }
             }
         };
-        run.await
+        // This timer runs on the request's own worker, not on the threads the checks hold.
+        let deadline = run.started + self.longest_timeout + REQUEST_GRACE;
+        let mut finished = run.report.subscribe();
+        let waited = tokio::time::timeout_at(deadline.into(), finished.wait_for(Option::is_some));
+        if let Ok(Ok(report)) = waited.await {
+            if let Some(report) = report.as_ref() {
+                return Arc::clone(report);
+            }
+        }
+        self.finish(&run)
     }
 
-    /// Prepares every check here (taking what it needs from the request) and runs them on the
-    /// check runtime. The run records itself when done, whoever is still waiting.
-    fn start(self: &Arc<Self>, ctx: &CheckContext<'_>) -> SharedRun {
+    /// Prepares every check here (taking what it needs from the request) and starts the run on
+    /// the coordinator. The run records itself when done, whoever is still waiting.
+    fn start(self: &Arc<Self>, ctx: &CheckContext<'_>) -> Arc<Run> {
+        runtime::keep_check_panics_quiet();
         let prepared: Vec<_> = self
             .checks
             .iter()
             .map(|check| {
-                let timeout = check.timeout.unwrap_or(self.settings.check_timeout);
-                (check.clone(), (check.prepare)(&ctx.with_timeout(timeout)).0)
+                let timeout = self.timeout_of(check);
+                (check.prepare)(&ctx.with_timeout(timeout)).0
             })
             .collect();
+        let (report, _) = watch::channel(None);
+        let run = Arc::new(Run {
+            started: Instant::now(),
+            results: Mutex::new(vec![None; self.checks.len()]),
+            report,
+        });
         let runner = Arc::clone(self);
-        let task = runtime().spawn(async move {
-            // Whatever happens to this run, the next heartbeat must be able to start another.
-            let _clear = ClearInFlight(Arc::clone(&runner));
-            let started = Instant::now();
-            let timeout = runner.settings.check_timeout;
-            let runs = prepared.into_iter().map(|(check, prepared)| {
-                let silenced = &runner.settings.silenced;
+        let this_run = Arc::clone(&run);
+        runtime::spawn_run(async move {
+            // Whatever happens to this task, the run gets finished.
+            let finish = FinishOnDrop(&runner, &this_run);
+            let checks = prepared.into_iter().enumerate().map(|(i, prepared)| {
+                let (runner, run) = (&runner, &this_run);
                 async move {
+                    let check = &runner.checks[i];
                     let started = Instant::now();
-                    let messages = run_check(&check, prepared, timeout).await;
-                    let messages = messages
-                        .into_iter()
-                        .filter(|m| !silenced.iter().any(|id| id == m.id()))
-                        .map(|m| m.map_text(redact::redact))
-                        .collect();
-                    CheckResult {
+                    let executed =
+                        runtime::execute(&check.threads, prepared, runner.timeout_of(check)).await;
+                    let messages = runner.messages(check, executed);
+                    run.results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(CheckResult {
                         name: check.name.to_string(),
                         messages,
                         duration: started.elapsed(),
-                    }
-                }
-            });
-            let checks = futures_util::future::join_all(runs).await;
-            let report = Arc::new(HeartbeatReport {
-                checks,
-                duration: started.elapsed(),
-                bodies: Default::default(),
-            });
-            log_run(&report);
-            runner.state.lock().unwrap_or_else(|p| p.into_inner()).last =
-                Some((Instant::now(), report.clone()));
-            report
-        });
-        async move {
-            match task.await {
-                Ok(report) => report,
-                // Only a panic in dockerflow's own code gets here; checks' panics are caught.
-                Err(err) => std::panic::resume_unwind(err.into_panic()),
-            }
-        }
-        .boxed()
-        .shared()
-    }
-}
-
-/// Forgets the run in flight when the run's task ends, by finishing or by a panic in
-/// dockerflow's own code (a shared run that panicked would otherwise be awaited forever).
-struct ClearInFlight(Arc<Runner>);
-
-impl Drop for ClearInFlight {
-    fn drop(&mut self) {
-        self.0
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .in_flight = None;
-    }
-}
-
-/// Runs one check under its timeout and turns what happened into messages.
-async fn run_check(
-    check: &Check,
-    prepared: PreparedKind,
-    default_timeout: Duration,
-) -> Vec<CheckMessage> {
-    let timeout = check.timeout.unwrap_or(default_timeout);
-    let timed_out = || {
-        vec![CheckMessage::error(
-            TIMEOUT_ID,
-            format!("Check timed out after {} ms", timeout.as_millis()),
-        )]
-    };
-    let outcome = match prepared {
-        PreparedKind::Failed(reason) => Outcome::Failed(reason),
-        _ if check.running() >= MAX_RUNNING_PER_CHECK => {
-            tracing::warn!(
-                target: "dockerflow::heartbeat",
-                check = %check.name,
-                "an earlier run of this check has not returned; not starting another"
-            );
-            return timed_out();
-        }
-        prepared => {
-            let guard = RunningGuard::enter(check);
-            let handle = match prepared {
-                PreparedKind::Future(future) => tokio::spawn(async move {
-                    let _guard = guard;
-                    std::panic::AssertUnwindSafe(future).catch_unwind().await
-                }),
-                PreparedKind::Blocking(f) => {
-                    let blocking = tokio::task::spawn_blocking(move || {
-                        let _guard = guard;
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
                     });
-                    tokio::spawn(
-                        async move { blocking.await.unwrap_or_else(|e| Err(e.into_panic())) },
-                    )
                 }
-                PreparedKind::Failed(_) => unreachable!("handled above"),
-            };
-            let mut handle = handle;
-            match tokio::time::timeout(timeout, &mut handle).await {
-                Err(_) => {
-                    handle.abort();
-                    // Aborting only schedules the drop of the task. Wait for it (briefly), so
-                    // that an async check's running count is released before this run answers
-                    // and the next heartbeat runs the check again, instead of reporting it as
-                    // still hung without trying. A future that blocks inside `poll` keeps its
-                    // count, as a hung blocking check keeps its thread.
-                    let _ = tokio::time::timeout(ABORT_GRACE, handle).await;
+            });
+            futures_util::future::join_all(checks).await;
+            drop(finish);
+        });
+        run
+    }
+
+    /// Finishes `run` once: its report from the results in, every missing one as timed out;
+    /// recorded as the latest report and no longer in flight.
+    fn finish(&self, run: &Arc<Run>) -> Arc<HeartbeatReport> {
+        let mut made = None;
+        run.report.send_if_modified(|report| {
+            if report.is_none() {
+                let results = run.results.lock().unwrap_or_else(|p| p.into_inner());
+                let checks = self
+                    .checks
+                    .iter()
+                    .zip(results.iter())
+                    .map(|(check, result)| match result {
+                        Some(result) => result.clone(),
+                        None => CheckResult {
+                            name: check.name.to_string(),
+                            messages: self.messages(check, Executed::TimedOut { blocked: false }),
+                            duration: run.started.elapsed(),
+                        },
+                    })
+                    .collect();
+                let new = Arc::new(HeartbeatReport {
+                    checks,
+                    duration: run.started.elapsed(),
+                    bodies: Default::default(),
+                });
+                log_run(&new);
+                *report = Some(Arc::clone(&new));
+                made = Some(new);
+                true
+            } else {
+                false
+            }
+        });
+        let Some(report) = made else {
+            let report = run.report.borrow();
+            return Arc::clone(report.as_ref().expect("a finished run has a report"));
+        };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.last = Some((Instant::now(), Arc::clone(&report)));
+        if state
+            .in_flight
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, run))
+        {
+            state.in_flight = None;
+        }
+        report
+    }
+
+    fn timeout_of(&self, check: &Check) -> Duration {
+        check.timeout.unwrap_or(self.settings.check_timeout)
+    }
+
+    /// What a run of `check` reports, silenced ids dropped and every text redacted.
+    fn messages(&self, check: &Check, executed: Executed) -> Vec<CheckMessage> {
+        let timeout_ms = self.timeout_of(check).as_millis();
+        let messages = match executed {
+            Executed::Done(Outcome::Messages(messages)) => messages,
+            Executed::Done(Outcome::Failed(text)) => {
+                vec![CheckMessage::new(check.level, check.id.clone(), text)]
+            }
+            Executed::Panicked(text) => {
+                tracing::error!(
+                    target: "dockerflow::heartbeat",
+                    check = %check.name,
+                    location = %check.location,
+                    panic = %redact::redact(&text),
+                    "check panicked"
+                );
+                vec![CheckMessage::critical(PANIC_ID, "Check panicked")]
+            }
+            Executed::TimedOut { blocked } => {
+                if blocked {
                     tracing::warn!(
                         target: "dockerflow::heartbeat",
                         check = %check.name,
-                        timeout_ms = timeout.as_millis() as u64,
+                        location = %check.location,
+                        timeout_ms = timeout_ms as u64,
+                        "check timed out while blocking its thread: a plain fn check runs on a \
+                         thread of its own, but an async fn must never make a blocking call"
+                    );
+                } else {
+                    tracing::warn!(
+                        target: "dockerflow::heartbeat",
+                        check = %check.name,
+                        timeout_ms = timeout_ms as u64,
                         "check timed out"
                     );
-                    return timed_out();
                 }
-                Ok(Ok(Ok(outcome))) => outcome,
-                Ok(Ok(Err(panic))) => return panicked(check, panic),
-                Ok(Err(join)) if join.is_panic() => return panicked(check, join.into_panic()),
-                Ok(Err(_cancelled)) => return timed_out(),
+                vec![CheckMessage::error(
+                    TIMEOUT_ID,
+                    format!("Check timed out after {timeout_ms} ms"),
+                )]
             }
-        }
-    };
-    match outcome {
-        Outcome::Messages(messages) => messages,
-        Outcome::Failed(text) => vec![CheckMessage::new(check.level, check.id.clone(), text)],
+            Executed::StillRunning(since) => {
+                let since_ms = since.as_millis();
+                tracing::warn!(
+                    target: "dockerflow::heartbeat",
+                    check = %check.name,
+                    location = %check.location,
+                    running_ms = since_ms as u64,
+                    "an earlier run of this check still holds its thread; not starting another"
+                );
+                vec![CheckMessage::error(
+                    TIMEOUT_ID,
+                    format!("Check still running from a run started {since_ms} ms ago"),
+                )]
+            }
+        };
+        let silenced = &self.settings.silenced;
+        messages
+            .into_iter()
+            .filter(|m| !silenced.iter().any(|id| id == m.id()))
+            .map(|m| m.map_text(redact::redact))
+            .collect()
     }
 }
 
-/// A check's panic message can carry anything (a connection string, say): the default hook
-/// would print it raw to stderr. On dockerflow's check threads the panic is reported by
-/// [`panicked`] instead, redacted; every other thread keeps the hook it had.
-fn quiet_check_panics() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if std::thread::current().name() != Some(THREAD_NAME) {
-            previous(info);
-        }
-    }));
-}
+/// Finishes the run when the coordinator's task ends, by completing or by a panic in
+/// dockerflow's own code (a run never finished would be awaited until every deadline).
+struct FinishOnDrop<'a>(&'a Arc<Runner>, &'a Arc<Run>);
 
-fn panicked(check: &Check, panic: Box<dyn Any + Send>) -> Vec<CheckMessage> {
-    let text = crate::logging::panic_text(&*panic);
-    tracing::error!(
-        target: "dockerflow::heartbeat",
-        check = %check.name,
-        location = %check.location,
-        panic = %redact::redact(text),
-        "check panicked"
-    );
-    vec![CheckMessage::critical(PANIC_ID, "Check panicked")]
-}
-
-/// Counts a run of a check as unfinished until the run's future or thread lets go of it.
-struct RunningGuard(Arc<std::sync::atomic::AtomicUsize>);
-
-impl RunningGuard {
-    fn enter(check: &Check) -> Self {
-        check.running.fetch_add(1, Ordering::AcqRel);
-        RunningGuard(Arc::clone(&check.running))
-    }
-}
-
-impl Drop for RunningGuard {
+impl Drop for FinishOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.finish(self.1);
     }
 }
 
@@ -294,21 +306,4 @@ fn log_run(report: &HeartbeatReport) {
             );
         }
     }
-}
-
-const THREAD_NAME: &str = "dockerflow-check";
-
-/// dockerflow's own runtime for check runs; lives as long as the process.
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        quiet_check_panics();
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .max_blocking_threads(64)
-            .thread_name(THREAD_NAME)
-            .enable_all()
-            .build()
-            .expect("dockerflow: cannot start the check runtime")
-    })
 }

@@ -53,6 +53,14 @@
 //! one run, and a finished run is reused for 1 s (`DOCKERFLOW_CACHE_TTL_MS`), so probes from
 //! many places cost the backends one run a second. Async checks must be `Send`.
 //!
+//! Nothing a check does can hang the heartbeat: it answers within the longest check timeout plus
+//! 250 ms, reporting what has not finished as `dockerflow.health.E011`. Each `async fn` check is
+//! polled on a thread of its own, so one that blocks (calling a blocking client from an
+//! `async fn` is a common mistake) holds only that thread, and a warning log line names it. A
+//! check whose earlier run still holds its thread is not started again until it lets go ("Check
+//! still running from a run started … ms ago"): hung checks hold **at most one thread each**,
+//! so `n` checks can never hold more than `n` threads, however many heartbeats come.
+//!
 //! ## Where checks come from, and inventory's limits
 //!
 //! Annotated functions are collected at link time with [`inventory`](https://docs.rs/inventory)
@@ -126,6 +134,7 @@ pub mod logging;
 pub mod redact;
 mod registry;
 mod report;
+mod runtime;
 mod service;
 mod signals;
 mod version;

@@ -55,7 +55,7 @@ impl CheckRecord {
             timeout: self.timeout_ms.map(Duration::from_millis),
             location: Cow::Borrowed(self.location),
             prepare: Arc::new(self.prepare),
-            running: Arc::default(),
+            threads: Arc::default(),
         }
     }
 }

@@ -1,7 +1,13 @@
 //! The version file: found once, kept, looked at again at most once a second so that a file
 //! replaced in place is picked up without a restart.
+//!
+//! Whatever the path points at, an answer comes within a second and costs at most 1 MiB: only a
+//! regular file is read, never more than [`MAX_LEN`] of it, and only one read is under way at a
+//! time (a request that comes while one is stuck gets the last answer, or a 500).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,6 +15,12 @@ use actix_web::web::{self, Bytes};
 
 /// How long a lookup is trusted before the file is looked at again.
 const RECHECK: Duration = Duration::from_secs(1);
+
+/// The most of a version file that is read: a larger one is an error.
+const MAX_LEN: u64 = 1 << 20;
+
+/// How long a request waits for the file to be read.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where the file is looked for when no path is set.
 const DEFAULT_PATHS: [&str; 2] = ["./version.json", "/app/version.json"];
@@ -27,6 +39,8 @@ pub(crate) enum VersionAnswer {
 pub(crate) struct VersionFile {
     configured: Option<PathBuf>,
     cache: Mutex<Option<Cached>>,
+    /// A read is under way on the blocking pool.
+    reading: AtomicBool,
 }
 
 struct Cached {
@@ -41,6 +55,7 @@ impl VersionFile {
         Arc::new(VersionFile {
             configured,
             cache: Mutex::new(None),
+            reading: AtomicBool::new(false),
         })
     }
 
@@ -48,12 +63,35 @@ impl VersionFile {
         if let Some(answer) = self.fresh() {
             return answer;
         }
+        if self.reading.swap(true, Ordering::AcqRel) {
+            // A read is stuck (a path on a hung file system, say): don't start another.
+            return self.last().unwrap_or_else(|| {
+                VersionAnswer::Broken("the version file is still being read".to_owned())
+            });
+        }
         let this = Arc::clone(self);
-        web::block(move || this.refresh())
-            .await
-            .unwrap_or_else(|_| {
+        let read = web::block(move || {
+            let answer = this.refresh();
+            this.reading.store(false, Ordering::Release);
+            answer
+        });
+        match tokio::time::timeout(READ_TIMEOUT, read).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => {
+                self.reading.store(false, Ordering::Release);
                 VersionAnswer::Broken("the version file could not be read".to_owned())
-            })
+            }
+            Err(_) => VersionAnswer::Broken(format!(
+                "the version file could not be read within {} s",
+                READ_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// The last answer, however old.
+    fn last(&self) -> Option<VersionAnswer> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.as_ref().map(|c| c.answer.clone())
     }
 
     fn fresh(&self) -> Option<VersionAnswer> {
@@ -91,7 +129,7 @@ impl VersionFile {
         }
         let answer = match &found {
             None => VersionAnswer::Missing,
-            Some((path, _)) => read(path),
+            Some((path, meta)) => read(path, meta),
         };
         *cache = Some(Cached {
             checked: Instant::now(),
@@ -102,10 +140,19 @@ impl VersionFile {
     }
 }
 
-fn read(path: &Path) -> VersionAnswer {
+fn read(path: &Path, meta: &std::fs::Metadata) -> VersionAnswer {
     let shown = path.display();
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    if !meta.is_file() {
+        return VersionAnswer::Broken(format!("version file {shown} is not a regular file"));
+    }
+    let bytes = match read_bounded(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            return VersionAnswer::Broken(format!(
+                "version file {shown} is larger than {} MiB",
+                MAX_LEN >> 20
+            ))
+        }
         Err(err) => {
             return VersionAnswer::Broken(format!("version file {shown} cannot be read: {err}"))
         }
@@ -115,4 +162,20 @@ fn read(path: &Path) -> VersionAnswer {
         Ok(_) => VersionAnswer::Broken(format!("version file {shown} is not a JSON object")),
         Err(err) => VersionAnswer::Broken(format!("version file {shown} is not valid JSON: {err}")),
     }
+}
+
+/// At most [`MAX_LEN`] bytes of the regular file at `path`; `None` when it holds more. Opened
+/// without blocking, so a file swapped for a FIFO after it was looked at cannot hang the read.
+fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_LEN + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= MAX_LEN).then_some(bytes))
 }

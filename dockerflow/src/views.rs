@@ -122,23 +122,58 @@ async fn heartbeat(df: Arc<Inner>, req: HttpRequest) -> HttpResponse {
         .body(report.body(details))
 }
 
-/// `Authorization: Bearer <token>` with the configured token, compared in constant time.
+/// `Authorization: Bearer <token>` with the configured token, compared in constant time. The
+/// scheme is case-insensitive (RFC 9110, section 11.1), and spaces may separate it from the token.
 fn has_details_token(df: &Inner, req: &HttpRequest) -> bool {
     let Some(expected) = &df.config.details_token else {
         return false;
     };
-    let Some(given) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-    else {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return false;
     };
-    bool::from(given.ct_eq(expected.as_bytes()))
+    bearer_token(value.as_bytes()).is_some_and(|given| bool::from(given.ct_eq(expected.as_bytes())))
+}
+
+/// The token of a `Bearer` credential, whatever the scheme's case.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer";
+    let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) || rest.first() != Some(&b' ') {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
 }
 
 async fn error() -> HttpResponse {
     tracing::error!(target: "dockerflow::views", "/__error__ was called: this error is a test of error reporting");
     no_store(StatusCode::INTERNAL_SERVER_ERROR)
         .json(serde_json::json!({ "error": "test error from /__error__" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k "] {
+            assert_eq!(bearer_token(value.as_bytes()), Some(&b"t0k"[..]), "{value}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_give_nothing() {
+        for value in [
+            "Basic t0k",
+            "Bearert0k",
+            "Bearer",
+            "Bearer   ",
+            "Token t0k",
+            "",
+            "bear t0k",
+        ] {
+            assert_eq!(bearer_token(value.as_bytes()), None, "{value}");
+        }
+    }
 }
