@@ -455,3 +455,46 @@ fn statsd_gets_a_counter_for_each_heartbeat() {
     assert_eq!(server.get("/__heartbeat__").0, 500);
     assert_eq!(receive(), "heartbeat.fail:1|c");
 }
+
+/// SIGTERM with `DOCKERFLOW_DRAIN_MS`: the probes answer 503 while the service's own routes
+/// keep serving, then the process stops accepting and exits 0. (That requests under way are
+/// finished is shown in tests/drain.rs, with a slow route.)
+#[test]
+fn sigterm_drains_then_exits_0() {
+    let dir = WorkDir::new();
+    let mut server = Server::start(&dir, &[], &[("DOCKERFLOW_DRAIN_MS", "1500")]);
+    assert_eq!(server.get("/__heartbeat__").0, 200);
+    let terminated = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.get("/__lbheartbeat__").0, 503);
+    assert_eq!(server.get("/__heartbeat__").0, 503);
+    assert_eq!(server.get("/").0, 200);
+    assert!(
+        terminated.elapsed() < Duration::from_millis(1500),
+        "the requests above took the whole drain"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not exit after draining"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        terminated.elapsed() >= Duration::from_millis(1500),
+        "it did not drain"
+    );
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    assert!(http(server.port, "GET", "/__lbheartbeat__").is_none());
+    assert!(server.stdout().contains("draining"), "{}", server.stdout());
+}

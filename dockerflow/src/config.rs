@@ -10,6 +10,8 @@ use actix_web::http::StatusCode;
 
 use crate::check::{Check, Level};
 use crate::error::StartupError;
+use crate::liveness::LivenessCondition;
+use crate::version::CompiledVersion;
 use crate::Dockerflow;
 
 /// The environment variables and what they set (contract §4).
@@ -34,6 +36,8 @@ pub mod env {
     pub const REQUEST_ID_HEADER: &str = "DOCKERFLOW_REQUEST_ID_HEADER";
     /// `true`/`false`: mount `/__error__`.
     pub const ENABLE_ERROR_ENDPOINT: &str = "DOCKERFLOW_ENABLE_ERROR_ENDPOINT";
+    /// How long the heartbeats answer 503 after SIGTERM, in milliseconds.
+    pub const DRAIN_MS: &str = "DOCKERFLOW_DRAIN_MS";
 }
 
 /// The resolved settings of a [`Dockerflow`].
@@ -50,6 +54,7 @@ pub struct Config {
     pub(crate) request_id_header: HeaderName,
     pub(crate) enable_error_endpoint: bool,
     pub(crate) log_querystring: bool,
+    pub(crate) drain: Duration,
 }
 
 impl Config {
@@ -124,6 +129,7 @@ impl fmt::Debug for Config {
             .field("request_id_header", &self.request_id_header)
             .field("enable_error_endpoint", &self.enable_error_endpoint)
             .field("log_querystring", &self.log_querystring)
+            .field("drain", &self.drain)
             .finish()
     }
 }
@@ -157,6 +163,9 @@ pub struct Builder {
     request_id_header: Option<String>,
     enable_error_endpoint: Option<bool>,
     log_querystring: Option<bool>,
+    drain: Option<Duration>,
+    liveness: Vec<LivenessCondition>,
+    compiled_version: Option<CompiledVersion>,
     checks: Vec<Check>,
     only_checks: Option<Vec<String>>,
     secrets: Vec<String>,
@@ -232,6 +241,27 @@ impl Builder {
     /// carry personal data).
     pub fn log_querystring(mut self, enable: bool) -> Self {
         self.log_querystring = Some(enable);
+        self
+    }
+
+    /// How long `/__lbheartbeat__` and `/__heartbeat__` answer 503 after SIGTERM, before the
+    /// server stops accepting (default: no draining); see [`Dockerflow::serve`].
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.drain = Some(drain);
+        self
+    }
+
+    /// Adds a liveness condition: while it holds, `/__lbheartbeat__` answers 500 naming it. See
+    /// [`liveness`](crate::liveness).
+    pub fn liveness(mut self, condition: LivenessCondition) -> Self {
+        self.liveness.push(condition);
+        self
+    }
+
+    /// A version object to serve on `/__version__` when no version file exists; make it with
+    /// [`compiled_version!`](crate::compiled_version).
+    pub fn compiled_version(mut self, version: CompiledVersion) -> Self {
+        self.compiled_version = Some(version);
         self
     }
 
@@ -339,14 +369,20 @@ impl Builder {
                 }
                 Some(t) => t,
                 None => env
-                    .millis(env::CHECK_TIMEOUT_MS, 1)?
+                    .millis(env::CHECK_TIMEOUT_MS, 1, "at least 1")?
                     .unwrap_or(Duration::from_secs(3)),
             },
             cache_ttl: match self.cache_ttl {
                 Some(t) => t,
                 None => env
-                    .millis(env::CACHE_TTL_MS, 0)?
+                    .millis(env::CACHE_TTL_MS, 0, "0 turns reuse off")?
                     .unwrap_or(Duration::from_secs(1)),
+            },
+            drain: match self.drain {
+                Some(t) => t,
+                None => env
+                    .millis(env::DRAIN_MS, 0, "0 stops without draining")?
+                    .unwrap_or(Duration::ZERO),
             },
             request_id_header: {
                 let (setting, name) = match self.request_id_header {
@@ -376,7 +412,12 @@ impl Builder {
             crate::redact::add_secret(secret.clone());
         }
         let checks = crate::registry::checks(self.checks, self.only_checks.as_deref())?;
-        Ok(Dockerflow::new(config, checks))
+        Ok(Dockerflow::new(
+            config,
+            checks,
+            self.liveness,
+            self.compiled_version,
+        ))
     }
 }
 
@@ -439,19 +480,15 @@ impl Env<'_> {
             .transpose()
     }
 
-    fn millis(&self, name: &str, min: u64) -> Result<Option<Duration>, StartupError> {
+    /// A whole number of milliseconds, at least `min`; `note` says what the bound or zero means.
+    fn millis(&self, name: &str, min: u64, note: &str) -> Result<Option<Duration>, StartupError> {
         self.get(name)
             .map(|text| match text.trim().parse::<u64>() {
                 Ok(ms) if ms >= min => Ok(Duration::from_millis(ms)),
-                _ if min == 0 => Err(invalid(
-                    name,
-                    &text,
-                    "a whole number of milliseconds (0 turns reuse off)",
-                )),
                 _ => Err(invalid(
                     name,
                     &text,
-                    "a whole number of milliseconds, at least 1",
+                    &format!("a whole number of milliseconds ({note})"),
                 )),
             })
             .transpose()
@@ -494,6 +531,7 @@ mod tests {
             (env::CACHE_TTL_MS, "-1", "0 turns reuse off"),
             (env::REQUEST_ID_HEADER, "X Request", "header name"),
             (env::ENABLE_ERROR_ENDPOINT, "on", "true or false"),
+            (env::DRAIN_MS, "5s", "0 stops without draining"),
         ];
         for (var, value, accepted) in cases {
             let err = build(&[(var, value)])
@@ -543,7 +581,7 @@ mod tests {
     }
 
     /// Every variable that is parsed, with the words its error must use.
-    const PARSED: [(&str, &str); 7] = [
+    const PARSED: [(&str, &str); 8] = [
         (env::FAIL_LEVEL, "warning, error, critical"),
         (env::FAILED_STATUS, "400 to 599"),
         (env::SHOW_DETAILS, "true or false"),
@@ -551,6 +589,7 @@ mod tests {
         (env::CACHE_TTL_MS, "milliseconds"),
         (env::REQUEST_ID_HEADER, "header name"),
         (env::ENABLE_ERROR_ENDPOINT, "true or false"),
+        (env::DRAIN_MS, "milliseconds"),
     ];
 
     proptest::proptest! {

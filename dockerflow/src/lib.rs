@@ -128,8 +128,10 @@
 mod check;
 pub mod checks;
 pub mod config;
+mod drain;
 mod error;
 mod heartbeat;
+pub mod liveness;
 pub mod logging;
 pub mod redact;
 mod registry;
@@ -154,9 +156,11 @@ pub use crate::check::{
 };
 pub use crate::config::{Builder, Config};
 pub use crate::error::StartupError;
+pub use crate::liveness::LivenessCondition;
 pub use crate::report::{CheckResult, HeartbeatReport};
 pub use crate::service::Dockerflow;
 pub use crate::signals::FromReport;
+pub use crate::version::CompiledVersion;
 pub use crate::views::configure;
 
 /// Registers a function as a health check of `/__heartbeat__`.

@@ -106,6 +106,12 @@ impl HeartbeatReport {
 
     /// The heartbeat body: `{"status": ...}`, plus `checks` and `details` when `details` is true.
     pub fn to_json(&self, details: bool) -> Value {
+        self.render(details, false)
+    }
+
+    /// The heartbeat body; `verbose` (with `details` only) puts every check in `details`, `ok`
+    /// ones too.
+    pub(crate) fn render(&self, details: bool, verbose: bool) -> Value {
         let status = self.level().as_str();
         if !details {
             return json!({ "status": status });
@@ -115,17 +121,33 @@ impl HeartbeatReport {
         for check in &self.checks {
             let level = check.level();
             checks.insert(check.name.clone(), Value::from(level.as_str()));
-            if level > Level::Ok {
+            if level > Level::Ok || verbose {
                 detail.insert(
                     check.name.clone(),
                     json!({
                         "status": level.as_str(),
                         "level": level.value(),
                         "messages": check.messages_json(),
+                        "duration_ms": u64::try_from(check.duration.as_millis()).unwrap_or(u64::MAX),
                     }),
                 );
             }
         }
         json!({ "status": status, "checks": checks, "details": detail })
+    }
+
+    /// The same run, with only the checks `keep` accepts: what a request that chooses checks
+    /// (`?check=`, `?exclude=`) is answered from.
+    pub(crate) fn select(&self, keep: impl Fn(&str) -> bool) -> HeartbeatReport {
+        HeartbeatReport {
+            checks: self
+                .checks
+                .iter()
+                .filter(|check| keep(&check.name))
+                .cloned()
+                .collect(),
+            duration: self.duration,
+            bodies: Default::default(),
+        }
     }
 }

@@ -4,10 +4,12 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::config::{Builder, Config};
+use crate::drain::Draining;
 use crate::error::StartupError;
 use crate::heartbeat::{RunSettings, Runner};
+use crate::liveness::LivenessCondition;
 use crate::signals::Hooks;
-use crate::version::VersionFile;
+use crate::version::{CompiledVersion, VersionFile};
 use crate::Check;
 
 /// The Dockerflow endpoints of one service, ready to mount.
@@ -42,6 +44,8 @@ pub(crate) struct Inner {
     pub(crate) runner: Arc<Runner>,
     pub(crate) hooks: Hooks,
     pub(crate) version: Arc<VersionFile>,
+    pub(crate) draining: Draining,
+    pub(crate) liveness: Vec<LivenessCondition>,
 }
 
 impl Dockerflow {
@@ -55,7 +59,12 @@ impl Dockerflow {
         Builder::default().build()
     }
 
-    pub(crate) fn new(config: Config, checks: Vec<Check>) -> Self {
+    pub(crate) fn new(
+        config: Config,
+        checks: Vec<Check>,
+        liveness: Vec<LivenessCondition>,
+        compiled_version: Option<CompiledVersion>,
+    ) -> Self {
         let runner = Runner::new(
             checks,
             RunSettings {
@@ -66,8 +75,10 @@ impl Dockerflow {
         );
         Dockerflow {
             inner: Arc::new(Inner {
-                version: VersionFile::new(config.version_file.clone()),
+                version: VersionFile::new(config.version_file.clone(), compiled_version.as_ref()),
                 hooks: Hooks::collect(),
+                draining: Draining::default(),
+                liveness,
                 runner,
                 config,
             }),

@@ -38,6 +38,8 @@ pub(crate) enum VersionAnswer {
 
 pub(crate) struct VersionFile {
     configured: Option<PathBuf>,
+    /// The version compiled in, served when no file exists.
+    compiled: Option<Bytes>,
     cache: Mutex<Option<Cached>>,
     /// A read is under way on the blocking pool.
     reading: AtomicBool,
@@ -51,9 +53,13 @@ struct Cached {
 }
 
 impl VersionFile {
-    pub(crate) fn new(configured: Option<PathBuf>) -> Arc<Self> {
+    pub(crate) fn new(
+        configured: Option<PathBuf>,
+        compiled: Option<&CompiledVersion>,
+    ) -> Arc<Self> {
         Arc::new(VersionFile {
             configured,
+            compiled: compiled.map(|v| Bytes::from(v.to_json().to_string())),
             cache: Mutex::new(None),
             reading: AtomicBool::new(false),
         })
@@ -128,7 +134,10 @@ impl VersionFile {
             }
         }
         let answer = match &found {
-            None => VersionAnswer::Missing,
+            None => match &self.compiled {
+                Some(bytes) => VersionAnswer::Found(bytes.clone()),
+                None => VersionAnswer::Missing,
+            },
             Some((path, meta)) => read(path, meta),
         };
         *cache = Some(Cached {
@@ -178,4 +187,177 @@ fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
     file.take(MAX_LEN + 1).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= MAX_LEN).then_some(bytes))
+}
+
+/// A version object embedded at build time, served by `/__version__` when no version file
+/// exists (a file, when there is one, always wins). Make it with [`compiled_version!`], which
+/// reads the app's own crate version and the build's environment:
+///
+/// ```
+/// let dockerflow = dockerflow::Dockerflow::builder()
+///     .compiled_version(dockerflow::compiled_version!())
+///     .build()?;
+/// # Ok::<(), dockerflow::StartupError>(())
+/// ```
+///
+/// Its JSON has the four fields of a Dockerflow `version.json`, each a string, empty when
+/// unknown: `{"source": …, "version": …, "commit": …, "build": …}`.
+///
+/// [`compiled_version!`]: crate::compiled_version
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CompiledVersion {
+    source: String,
+    version: String,
+    commit: String,
+    build: String,
+}
+
+impl CompiledVersion {
+    /// A version with only its human version set.
+    pub fn new(version: impl Into<String>) -> Self {
+        CompiledVersion {
+            version: version.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The repository URL.
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
+    }
+
+    /// The commit hash.
+    pub fn commit(mut self, commit: impl Into<String>) -> Self {
+        self.commit = commit.into();
+        self
+    }
+
+    /// The CI build URL.
+    pub fn build(mut self, build: impl Into<String>) -> Self {
+        self.build = build.into();
+        self
+    }
+
+    /// The version object, as `/__version__` serves it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "source": self.source,
+            "version": self.version,
+            "commit": self.commit,
+            "build": self.build,
+        })
+    }
+
+    #[doc(hidden)]
+    pub fn __from_build(
+        version: &str,
+        repository: &str,
+        sources: &[Option<&str>],
+        commits: &[Option<&str>],
+        builds: &[Option<&str>],
+        github: [Option<&str>; 3],
+    ) -> Self {
+        let first = |values: &[Option<&str>]| {
+            values
+                .iter()
+                .flatten()
+                .map(|v| v.trim())
+                .find(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let [server, repo, run] = github;
+        let github_repo = server.zip(repo).map(|(s, r)| format!("{s}/{r}"));
+        CompiledVersion {
+            source: first(sources)
+                .or_else(|| (!repository.is_empty()).then(|| repository.to_owned()))
+                .or_else(|| github_repo.clone())
+                .unwrap_or_default(),
+            version: version.to_owned(),
+            commit: first(commits).unwrap_or_default(),
+            build: first(builds)
+                .or_else(|| {
+                    github_repo
+                        .zip(run)
+                        .map(|(repo, run)| format!("{repo}/actions/runs/{run}"))
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The app's [`CompiledVersion`], read at build time: its crate version (`CARGO_PKG_VERSION`),
+/// and from the build's environment when present, the repository (`DOCKERFLOW_SOURCE`, else the
+/// crate's `repository`, else GitHub Actions'), the commit (`DOCKERFLOW_COMMIT`, `GIT_COMMIT`,
+/// `GITHUB_SHA`, `CI_COMMIT_SHA`, `CIRCLE_SHA1`) and the build URL (`DOCKERFLOW_BUILD_URL`,
+/// `BUILD_URL`, `CIRCLE_BUILD_URL`, `CI_JOB_URL`, else the GitHub Actions run). Cargo rebuilds
+/// when one of them changes.
+#[macro_export]
+macro_rules! compiled_version {
+    () => {
+        $crate::CompiledVersion::__from_build(
+            ::core::env!("CARGO_PKG_VERSION"),
+            ::core::env!("CARGO_PKG_REPOSITORY"),
+            &[::core::option_env!("DOCKERFLOW_SOURCE")],
+            &[
+                ::core::option_env!("DOCKERFLOW_COMMIT"),
+                ::core::option_env!("GIT_COMMIT"),
+                ::core::option_env!("GITHUB_SHA"),
+                ::core::option_env!("CI_COMMIT_SHA"),
+                ::core::option_env!("CIRCLE_SHA1"),
+            ],
+            &[
+                ::core::option_env!("DOCKERFLOW_BUILD_URL"),
+                ::core::option_env!("BUILD_URL"),
+                ::core::option_env!("CIRCLE_BUILD_URL"),
+                ::core::option_env!("CI_JOB_URL"),
+            ],
+            [
+                ::core::option_env!("GITHUB_SERVER_URL"),
+                ::core::option_env!("GITHUB_REPOSITORY"),
+                ::core::option_env!("GITHUB_RUN_ID"),
+            ],
+        )
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CompiledVersion;
+
+    #[test]
+    fn the_first_value_the_build_has_wins() {
+        let v = CompiledVersion::__from_build(
+            "1.2.3",
+            "",
+            &[None],
+            &[None, Some(" "), Some("abc123"), Some("later")],
+            &[None],
+            [Some("https://github.com"), Some("org/app"), Some("42")],
+        );
+        assert_eq!(
+            v.to_json(),
+            serde_json::json!({
+                "source": "https://github.com/org/app",
+                "version": "1.2.3",
+                "commit": "abc123",
+                "build": "https://github.com/org/app/actions/runs/42",
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_empty_strings() {
+        let v = CompiledVersion::__from_build(
+            "0.1.0",
+            "https://example.org/app",
+            &[None],
+            &[],
+            &[],
+            [None; 3],
+        );
+        assert_eq!(v.to_json()["source"], "https://example.org/app");
+        assert_eq!(v.to_json()["commit"], "");
+        assert_eq!(v.to_json()["build"], "");
+    }
 }

@@ -31,6 +31,11 @@ impl Dockerflow {
     /// Mounts the endpoints on an app or scope: `App::new().configure(|cfg| df.configure(cfg))`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         let inner = &self.inner;
+        let df = Arc::clone(inner);
+        let lbheartbeat = move || {
+            let df = Arc::clone(&df);
+            async move { lbheartbeat(&df) }
+        };
         mount(cfg, "/__lbheartbeat__", lbheartbeat);
 
         let df = Arc::clone(inner);
@@ -87,8 +92,23 @@ async fn method_not_allowed() -> HttpResponse {
         .finish()
 }
 
-/// 200 with an empty body: the process is up. Touches nothing else.
-async fn lbheartbeat() -> HttpResponse {
+/// 200 with an empty body: the process is up. Touches nothing else: 503 while draining, 500
+/// with the name of a liveness condition that holds, both decided in memory.
+fn lbheartbeat(df: &Inner) -> HttpResponse {
+    if df.draining.is_draining() {
+        return no_store(StatusCode::SERVICE_UNAVAILABLE).finish();
+    }
+    if let Some(condition) = df.liveness.iter().find(|c| c.holds()) {
+        tracing::error!(
+            target: "dockerflow::liveness",
+            condition = condition.name(),
+            "a liveness condition holds: /__lbheartbeat__ answers 500"
+        );
+        return no_store(StatusCode::INTERNAL_SERVER_ERROR).json(serde_json::json!({
+            "error": format!("liveness condition {} holds", condition.name()),
+            "condition": condition.name(),
+        }));
+    }
     no_store(StatusCode::OK).finish()
 }
 
@@ -108,18 +128,104 @@ async fn version(df: Arc<Inner>) -> HttpResponse {
 }
 
 async fn heartbeat(df: Arc<Inner>, req: HttpRequest) -> HttpResponse {
-    let report = df.runner.report(&CheckContext::new(&req)).await;
-    let failed = report.level() >= df.config.fail_level;
-    df.hooks.fire(&report, failed);
     let details = df.config.show_details || has_details_token(&df, &req);
-    let status = if failed {
+    let query = match HeartbeatQuery::parse(req.query_string(), df.runner.checks()) {
+        Ok(query) => query,
+        Err(unknown) => {
+            let mut error = format!("unknown check {unknown:?} in ?check= or ?exclude=");
+            if details {
+                let known: Vec<&str> = df.runner.checks().iter().map(|c| c.name()).collect();
+                error.push_str(&format!("; the checks are: {}", known.join(", ")));
+            }
+            return no_store(StatusCode::BAD_REQUEST).json(serde_json::json!({ "error": error }));
+        }
+    };
+    let run = df.runner.report(&CheckContext::new(&req)).await;
+    let selected;
+    let report = if query.selects() {
+        selected = run.select(|name| query.keeps(name));
+        &selected
+    } else {
+        &*run
+    };
+    let failed = report.level() >= df.config.fail_level;
+    df.hooks.fire(report, failed);
+    let status = if df.draining.is_draining() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if failed {
         df.config.failed_status
     } else {
         StatusCode::OK
     };
-    no_store(status)
-        .content_type("application/json")
-        .body(report.body(details))
+    let verbose = query.verbose && details;
+    let body = if query.selects() || verbose {
+        report.render(details, verbose).to_string().into()
+    } else {
+        report.body(details)
+    };
+    no_store(status).content_type("application/json").body(body)
+}
+
+/// What a heartbeat request asks for in its query string: `check=a,b` keeps only those checks,
+/// `exclude=a,b` leaves those out, `verbose` lists every check in `details`.
+#[derive(Debug, Default)]
+struct HeartbeatQuery {
+    check: Option<Vec<String>>,
+    exclude: Vec<String>,
+    verbose: bool,
+}
+
+impl HeartbeatQuery {
+    /// The query of `query_string`; `Err` with the first name that is not among `checks`.
+    fn parse(query_string: &str, checks: &[crate::Check]) -> Result<Self, String> {
+        let mut query = HeartbeatQuery::default();
+        if query_string.is_empty() {
+            return Ok(query);
+        }
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query_string)
+            .map(web::Query::into_inner)
+            .unwrap_or_default();
+        for (key, value) in pairs {
+            let names = || {
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_owned)
+            };
+            match key.as_str() {
+                "check" => query.check.get_or_insert_with(Vec::new).extend(names()),
+                "exclude" => query.exclude.extend(names()),
+                "verbose" => query.verbose = !matches!(value.as_str(), "0" | "false"),
+                _ => {}
+            }
+        }
+        let named = query.check.iter().flatten().chain(&query.exclude);
+        if let Some(unknown) = named
+            .into_iter()
+            .find(|name| !checks.iter().any(|c| c.name() == name.as_str()))
+        {
+            let mut unknown = unknown.clone();
+            if unknown.len() > 80 {
+                let cut = (0..=80).rev().find(|&i| unknown.is_char_boundary(i));
+                unknown.truncate(cut.unwrap_or(0));
+                unknown.push('…');
+            }
+            return Err(unknown);
+        }
+        Ok(query)
+    }
+
+    fn selects(&self) -> bool {
+        self.check.is_some() || !self.exclude.is_empty()
+    }
+
+    fn keeps(&self, name: &str) -> bool {
+        self.check
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|n| n == name))
+            && !self.exclude.iter().any(|n| n == name)
+    }
 }
 
 /// `Authorization: Bearer <token>` with the configured token, compared in constant time. The

@@ -107,8 +107,9 @@ async fn serve(
 ) -> std::io::Result<()> {
     let scratch = web::Data::new(checks::ScratchDir(std::env::current_dir()?));
     let redis = settings.redis.map(web::Data::new);
+    let app_dockerflow = dockerflow.clone();
     let server = HttpServer::new(move || {
-        let dockerflow = dockerflow.clone();
+        let dockerflow = app_dockerflow.clone();
         let database = database.clone();
         let redis = redis.clone();
         let summary = dockerflow.request_summary();
@@ -124,9 +125,11 @@ async fn serve(
             .configure(move |cfg| dockerflow.configure(cfg))
             .wrap(summary)
     })
+    // dockerflow handles SIGTERM (draining first) and SIGINT.
+    .disable_signals()
     .bind(settings.listen)?;
     tracing::info!(address = %settings.listen, "listening");
-    server.run().await
+    dockerflow.serve(server.run()).await
 }
 
 fn fail(code: u8, err: &dyn std::fmt::Display) -> ExitCode {
