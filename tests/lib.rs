@@ -27,6 +27,22 @@ impl Answer {
         })
     }
 
+    /// The body as JSON, with the `duration_ms` of each `details` entry checked to be a whole
+    /// number and taken out, for tests that compare whole bodies.
+    pub fn json_without_durations(&self) -> serde_json::Value {
+        let mut body = self.json();
+        if let Some(details) = body.get_mut("details").and_then(|d| d.as_object_mut()) {
+            for (name, entry) in details {
+                let duration = entry.as_object_mut().and_then(|e| e.remove("duration_ms"));
+                assert!(
+                    duration.as_ref().is_some_and(serde_json::Value::is_u64),
+                    "{name} has no whole duration_ms: {duration:?}"
+                );
+            }
+        }
+        body
+    }
+
     /// The body as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()

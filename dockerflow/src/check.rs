@@ -240,19 +240,15 @@ pub struct CheckContext<'a> {
     timeout: Duration,
 }
 
-impl<'a> CheckContext<'a> {
-    /// The context of a heartbeat request; the runner sets each check's timeout.
-    pub(crate) fn new(req: &'a HttpRequest) -> Self {
-        CheckContext {
-            req,
-            timeout: Duration::from_secs(3),
-        }
-    }
+/// The app of the heartbeat request that starts a run: where checks take their arguments from.
+#[derive(Clone, Copy)]
+pub(crate) struct AppData<'a>(pub(crate) &'a HttpRequest);
 
-    /// The same request, for a check that may run for `timeout`.
-    pub(crate) fn with_timeout(&self, timeout: Duration) -> Self {
+impl<'a> CheckContext<'a> {
+    /// What a check that may run for `timeout` sees of `app`.
+    pub(crate) fn new(app: AppData<'a>, timeout: Duration) -> Self {
         CheckContext {
-            req: self.req,
+            req: app.0,
             timeout,
         }
     }

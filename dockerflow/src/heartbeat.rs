@@ -5,12 +5,13 @@
 //! Where check code runs (and why a check that blocks its thread cannot stall the others or the
 //! server) is in [`runtime`](crate::runtime).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::check::{Check, CheckContext, CheckMessage, Outcome};
+use crate::check::{AppData, Check, CheckContext, CheckMessage, Outcome};
 use crate::redact;
 use crate::report::{CheckResult, HeartbeatReport};
 use crate::runtime::{self, Executed};
@@ -40,7 +41,29 @@ pub(crate) struct Runner {
 #[derive(Default)]
 struct RunState {
     in_flight: Option<Arc<Run>>,
-    last: Option<(Instant, Arc<HeartbeatReport>)>,
+    last: Option<(Instant, Arc<Finished>)>,
+}
+
+/// A finished run: its report, and its two plain bodies (details hidden, shown), each rendered
+/// once, since a reused run answers many requests.
+pub(crate) struct Finished {
+    pub(crate) report: HeartbeatReport,
+    bodies: [OnceLock<Bytes>; 2],
+}
+
+impl Finished {
+    /// The body with details hidden or shown, as JSON bytes.
+    pub(crate) fn body(&self, details: bool) -> Bytes {
+        self.bodies[usize::from(details)]
+            .get_or_init(|| render(&self.report, details, false))
+            .clone()
+    }
+}
+
+/// `report`'s body as JSON bytes.
+pub(crate) fn render(report: &HeartbeatReport, details: bool, verbose: bool) -> Bytes {
+    let body = report.body(details, verbose);
+    Bytes::from(serde_json::to_vec(&body).expect("a heartbeat body always serializes"))
 }
 
 /// One run of every check, as the requests waiting for it see it.
@@ -50,7 +73,7 @@ struct Run {
     results: Mutex<Vec<Option<CheckResult>>>,
     /// The report, once the run is finished (by the coordinator, or by a request whose deadline
     /// came first).
-    report: watch::Sender<Option<Arc<HeartbeatReport>>>,
+    report: watch::Sender<Option<Arc<Finished>>>,
 }
 
 impl Runner {
@@ -76,7 +99,7 @@ impl Runner {
     /// The latest report: a fresh cached one, the one being made, or a new run. Answers by the
     /// run's deadline whatever the checks do, reporting the checks that have not finished then
     /// as timed out.
-    pub(crate) async fn report(self: &Arc<Self>, ctx: &CheckContext<'_>) -> Arc<HeartbeatReport> {
+    pub(crate) async fn report(self: &Arc<Self>, app: AppData<'_>) -> Arc<Finished> {
         let run = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((finished, report)) = &state.last {
@@ -87,7 +110,7 @@ impl Runner {
             match &state.in_flight {
                 Some(run) => Arc::clone(run),
                 None => {
-                    let run = self.start(ctx);
+                    let run = self.start(app);
                     state.in_flight = Some(Arc::clone(&run));
                     run
                 }
@@ -107,15 +130,12 @@ impl Runner {
 
     /// Prepares every check here (taking what it needs from the request) and starts the run on
     /// the coordinator. The run records itself when done, whoever is still waiting.
-    fn start(self: &Arc<Self>, ctx: &CheckContext<'_>) -> Arc<Run> {
+    fn start(self: &Arc<Self>, app: AppData<'_>) -> Arc<Run> {
         runtime::keep_check_panics_quiet();
         let prepared: Vec<_> = self
             .checks
             .iter()
-            .map(|check| {
-                let timeout = self.timeout_of(check);
-                (check.prepare)(&ctx.with_timeout(timeout)).0
-            })
+            .map(|check| (check.prepare)(&CheckContext::new(app, self.timeout_of(check))).0)
             .collect();
         let (report, _) = watch::channel(None);
         let run = Arc::new(Run {
@@ -151,7 +171,7 @@ impl Runner {
 
     /// Finishes `run` once: its report from the results in, every missing one as timed out;
     /// recorded as the latest report and no longer in flight.
-    fn finish(&self, run: &Arc<Run>) -> Arc<HeartbeatReport> {
+    fn finish(&self, run: &Arc<Run>) -> Arc<Finished> {
         let mut made = None;
         run.report.send_if_modified(|report| {
             if report.is_none() {
@@ -169,12 +189,14 @@ impl Runner {
                         },
                     })
                     .collect();
-                let new = Arc::new(HeartbeatReport {
-                    checks,
-                    duration: run.started.elapsed(),
+                let new = Arc::new(Finished {
+                    report: HeartbeatReport {
+                        checks,
+                        duration: run.started.elapsed(),
+                    },
                     bodies: Default::default(),
                 });
-                log_run(&new);
+                log_run(&new.report);
                 *report = Some(Arc::clone(&new));
                 made = Some(new);
                 true

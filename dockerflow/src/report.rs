@@ -1,11 +1,10 @@
-//! [`HeartbeatReport`]: what one run of the checks found, and its JSON.
+//! [`HeartbeatReport`]: what one run of the checks found, and the heartbeat body made from it:
+//! a pure function from results to payload, like python-dockerflow's `_build_results_payload`.
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use actix_web::web::Bytes;
-
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use crate::check::{CheckMessage, Level};
 
@@ -43,21 +42,16 @@ impl CheckResult {
     }
 
     /// Messages keyed by id; the texts of messages sharing an id are joined with `; `.
-    fn messages_json(&self) -> Map<String, Value> {
-        let mut by_id: Map<String, Value> = Map::new();
+    fn messages_by_id(&self) -> BTreeMap<&str, String> {
+        let mut by_id: BTreeMap<&str, String> = BTreeMap::new();
         for message in &self.messages {
-            match by_id.get_mut(message.id()) {
-                Some(Value::String(text)) => {
+            by_id
+                .entry(message.id())
+                .and_modify(|text| {
                     text.push_str("; ");
                     text.push_str(message.msg());
-                }
-                _ => {
-                    by_id.insert(
-                        message.id().to_owned(),
-                        Value::String(message.msg().to_owned()),
-                    );
-                }
-            }
+                })
+                .or_insert_with(|| message.msg().to_owned());
         }
         by_id
     }
@@ -68,8 +62,6 @@ impl CheckResult {
 pub struct HeartbeatReport {
     pub(crate) checks: Vec<CheckResult>,
     pub(crate) duration: Duration,
-    /// The two bodies, rendered once: a reused report answers many requests.
-    pub(crate) bodies: [OnceLock<Bytes>; 2],
 }
 
 impl HeartbeatReport {
@@ -97,43 +89,44 @@ impl HeartbeatReport {
         self.duration
     }
 
-    /// [`to_json`](Self::to_json) as bytes, rendered once per report.
-    pub(crate) fn body(&self, details: bool) -> Bytes {
-        self.bodies[usize::from(details)]
-            .get_or_init(|| Bytes::from(self.to_json(details).to_string()))
-            .clone()
-    }
-
     /// The heartbeat body: `{"status": ...}`, plus `checks` and `details` when `details` is true.
-    pub fn to_json(&self, details: bool) -> Value {
-        self.render(details, false)
+    pub fn to_json(&self, details: bool) -> serde_json::Value {
+        serde_json::to_value(self.body(details, false)).unwrap_or_default()
     }
 
     /// The heartbeat body; `verbose` (with `details` only) puts every check in `details`, `ok`
     /// ones too.
-    pub(crate) fn render(&self, details: bool, verbose: bool) -> Value {
-        let status = self.level().as_str();
+    pub(crate) fn body(&self, details: bool, verbose: bool) -> Body<'_> {
+        let status = self.level();
         if !details {
-            return json!({ "status": status });
+            return Body {
+                status,
+                checks: None,
+                details: None,
+            };
         }
-        let mut checks = Map::new();
-        let mut detail = Map::new();
+        let mut checks = BTreeMap::new();
+        let mut detail = BTreeMap::new();
         for check in &self.checks {
             let level = check.level();
-            checks.insert(check.name.clone(), Value::from(level.as_str()));
+            checks.insert(check.name.as_str(), level);
             if level > Level::Ok || verbose {
                 detail.insert(
-                    check.name.clone(),
-                    json!({
-                        "status": level.as_str(),
-                        "level": level.value(),
-                        "messages": check.messages_json(),
-                        "duration_ms": u64::try_from(check.duration.as_millis()).unwrap_or(u64::MAX),
-                    }),
+                    check.name.as_str(),
+                    Detail {
+                        status: level,
+                        level: level.value(),
+                        messages: check.messages_by_id(),
+                        duration_ms: u64::try_from(check.duration.as_millis()).unwrap_or(u64::MAX),
+                    },
                 );
             }
         }
-        json!({ "status": status, "checks": checks, "details": detail })
+        Body {
+            status,
+            checks: Some(checks),
+            details: Some(detail),
+        }
     }
 
     /// The same run, with only the checks `keep` accepts: what a request that chooses checks
@@ -147,7 +140,25 @@ impl HeartbeatReport {
                 .cloned()
                 .collect(),
             duration: self.duration,
-            bodies: Default::default(),
         }
     }
+}
+
+/// The heartbeat body.
+#[derive(Debug, Serialize)]
+pub(crate) struct Body<'a> {
+    status: Level,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<BTreeMap<&'a str, Level>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<BTreeMap<&'a str, Detail<'a>>>,
+}
+
+/// One check in `details`.
+#[derive(Debug, Serialize)]
+struct Detail<'a> {
+    status: Level,
+    level: u8,
+    messages: BTreeMap<&'a str, String>,
+    duration_ms: u64,
 }

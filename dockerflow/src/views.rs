@@ -8,7 +8,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder};
 use subtle::ConstantTimeEq;
 
-use crate::check::CheckContext;
+use crate::check::AppData;
+use crate::heartbeat;
 use crate::service::{Dockerflow, Inner};
 use crate::version::VersionAnswer;
 
@@ -140,13 +141,13 @@ async fn heartbeat(df: Arc<Inner>, req: HttpRequest) -> HttpResponse {
             return no_store(StatusCode::BAD_REQUEST).json(serde_json::json!({ "error": error }));
         }
     };
-    let run = df.runner.report(&CheckContext::new(&req)).await;
+    let run = df.runner.report(AppData(&req)).await;
     let selected;
     let report = if query.selects() {
-        selected = run.select(|name| query.keeps(name));
+        selected = run.report.select(|name| query.keeps(name));
         &selected
     } else {
-        &*run
+        &run.report
     };
     let failed = report.level() >= df.config.fail_level;
     df.hooks.fire(report, failed);
@@ -159,9 +160,9 @@ async fn heartbeat(df: Arc<Inner>, req: HttpRequest) -> HttpResponse {
     };
     let verbose = query.verbose && details;
     let body = if query.selects() || verbose {
-        report.render(details, verbose).to_string().into()
+        heartbeat::render(report, details, verbose)
     } else {
-        report.body(details)
+        run.body(details)
     };
     no_store(status).content_type("application/json").body(body)
 }
