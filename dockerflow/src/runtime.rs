@@ -57,7 +57,15 @@ pub(crate) struct CheckThreads {
     /// When the run holding a thread right now started; `None` when no thread is held.
     busy_since: Mutex<Option<Instant>>,
     /// The thread an `async fn` check runs on, made on its first run.
-    lane: OnceLock<Handle>,
+    lane: OnceLock<Lane>,
+}
+
+/// A check's own thread: a runtime kept in `block_on` (so the I/O it registers is always
+/// driven) until the check is dropped.
+struct Lane {
+    handle: Handle,
+    /// Dropped with the check: the thread then returns and drops what is left on it.
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl CheckThreads {
@@ -70,18 +78,27 @@ impl CheckThreads {
     }
 
     fn lane(&self) -> &Handle {
-        self.lane.get_or_init(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("dockerflow: cannot start a check thread");
-            let handle = runtime.handle().clone();
-            std::thread::Builder::new()
-                .name(CHECK_THREAD.to_owned())
-                .spawn(move || runtime.block_on(std::future::pending::<()>()))
-                .expect("dockerflow: cannot start a check thread");
-            handle
-        })
+        &self
+            .lane
+            .get_or_init(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("dockerflow: cannot start a check thread");
+                let handle = runtime.handle().clone();
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                std::thread::Builder::new()
+                    .name(CHECK_THREAD.to_owned())
+                    .spawn(move || {
+                        let _ = runtime.block_on(stopped);
+                    })
+                    .expect("dockerflow: cannot start a check thread");
+                Lane {
+                    handle,
+                    _stop: stop,
+                }
+            })
+            .handle
     }
 }
 
