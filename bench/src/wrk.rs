@@ -1,16 +1,12 @@
-//! Drives a server with Debian's `wrk` and reads what it prints.
+//! Drives a server with Debian's `wrk` and reads what it measured.
 //!
-//! `wrk --latency` ends with a summary such as:
+//! wrk's own summary prints latencies of a second or more as seconds with two decimals (a
+//! 10 ms resolution), so every run loads a small Lua script whose `done` hook prints one JSON
+//! line with the counts and the latencies in microseconds:
 //!
 //! ```text
-//!   Thread Stats   Avg      Stdev     Max   +/- Stdev
-//!     Latency   635.91us    0.89ms  12.92ms   93.69%
-//!   Latency Distribution
-//!      50%  250.00us
-//!      99%    5.80ms
-//!   565700 requests in 10.10s, 68.50MB read
-//!   Non-2xx or 3xx responses: 12
-//! Requests/sec:  56007.00
+//! dockerflow-bench: {"requests":565700,"duration_us":10100000,"p50_us":250,"p99_us":1010000,
+//!                    "max_us":12920,"non_2xx":12,"timeouts":3}
 //! ```
 
 use std::io::Write;
@@ -18,10 +14,26 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use crate::BenchError;
 
-/// Stops each wrk thread once it has read this many responses (`init` gets the budget as its
-/// first argument after `--`), so that a run is bounded in count as well as in time.
+/// What the JSON line starts with.
+const MARKER: &str = "dockerflow-bench: ";
+
+/// Prints the summary as JSON when wrk is done (latencies in microseconds).
+const SUMMARY_SCRIPT: &str = r#"-- dockerflow-bench: the summary as one JSON line, latencies in microseconds
+function done(summary, latency, requests)
+   io.write(string.format(
+      'dockerflow-bench: {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,"non_2xx":%d,"timeouts":%d}\n',
+      summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+      latency.max, summary.errors.status, summary.errors.timeout))
+end
+"#;
+
+/// Also stops each wrk thread once it has read this many responses (`init` gets the budget as
+/// its first argument after `--`), so that a run is bounded in count as well as in time. A
+/// separate script, because a `response` hook costs wrk time on every response.
 const BUDGET_SCRIPT: &str = r#"-- dockerflow-bench: stop each thread after a budget of responses
 local budget = 0
 local seen = 0
@@ -86,9 +98,10 @@ pub(crate) struct Measured {
     pub(crate) timeouts: u64,
 }
 
-/// The wrk program and the budget script it may need, written once per run of the bench.
+/// The wrk program and its two scripts, written once per run of the bench.
 pub(crate) struct Wrk {
-    script: PathBuf,
+    summary: PathBuf,
+    budget: PathBuf,
 }
 
 impl Wrk {
@@ -104,15 +117,10 @@ impl Wrk {
                 "wrk is not installed: run scripts/bench, or apt-get install wrk",
             ));
         }
-        let script = std::env::temp_dir().join(format!(
-            "dockerflow-bench-{}-budget.lua",
-            std::process::id()
-        ));
-        let mut file = std::fs::File::create(&script)
-            .map_err(|e| BenchError::new(format!("cannot write {}: {e}", script.display())))?;
-        file.write_all(BUDGET_SCRIPT.as_bytes())
-            .map_err(|e| BenchError::new(format!("cannot write {}: {e}", script.display())))?;
-        Ok(Wrk { script })
+        Ok(Wrk {
+            summary: write_script("summary", SUMMARY_SCRIPT)?,
+            budget: write_script("budget", &format!("{SUMMARY_SCRIPT}{BUDGET_SCRIPT}"))?,
+        })
     }
 
     /// Runs wrk to the end and reads its summary.
@@ -140,15 +148,16 @@ impl Wrk {
 
     fn command(&self, load: &Load) -> Command {
         let mut cmd = Command::new("wrk");
-        cmd.arg("--latency")
-            .arg(format!("-t{}", load.threads))
+        cmd.arg(format!("-t{}", load.threads))
             .arg(format!("-c{}", load.connections))
             .arg(format!("-d{}s", load.seconds))
             .arg("--timeout")
             .arg(format!("{}s", load.timeout_seconds));
-        if load.budget.is_some() {
-            cmd.arg("-s").arg(&self.script);
-        }
+        let script = match load.budget {
+            Some(_) => &self.budget,
+            None => &self.summary,
+        };
+        cmd.arg("-s").arg(script);
         cmd.arg(&load.url);
         if let Some(budget) = load.budget {
             let per_thread = budget.div_ceil(u64::from(load.threads.max(1)));
@@ -161,8 +170,21 @@ impl Wrk {
 
 impl Drop for Wrk {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.script);
+        let _ = std::fs::remove_file(&self.summary);
+        let _ = std::fs::remove_file(&self.budget);
     }
+}
+
+fn write_script(name: &str, text: &str) -> Result<PathBuf, BenchError> {
+    let path = std::env::temp_dir().join(format!(
+        "dockerflow-bench-{}-{name}.lua",
+        std::process::id()
+    ));
+    let mut file = std::fs::File::create(&path)
+        .map_err(|e| BenchError::new(format!("cannot write {}: {e}", path.display())))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| BenchError::new(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
 }
 
 /// A wrk started in the background.
@@ -209,72 +231,38 @@ fn read_output(load: &Load, output: &Output) -> Result<Measured, BenchError> {
     })
 }
 
-/// Reads the summary wrk prints; `None` when a line it always prints is missing.
-pub(crate) fn parse(text: &str) -> Option<Measured> {
-    let mut measured = Measured::default();
-    let mut seen_requests = false;
-    let mut seen_rate = false;
-    let mut in_distribution = false;
-    for line in text.lines() {
-        let line = line.trim();
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if line == "Latency Distribution" {
-            in_distribution = true;
-            continue;
-        }
-        if in_distribution {
-            match words.as_slice() {
-                [percent, value] if percent.ends_with('%') => {
-                    let value = duration(value)?;
-                    match *percent {
-                        "50%" => measured.p50 = value,
-                        "99%" => measured.p99 = value,
-                        _ => {}
-                    }
-                    continue;
-                }
-                _ => in_distribution = false,
-            }
-        }
-        match words.as_slice() {
-            ["Latency", _avg, _stdev, max, _within] => measured.max = duration(max)?,
-            [count, "requests", "in", ..] => {
-                measured.requests = count.parse().ok()?;
-                seen_requests = true;
-            }
-            ["Requests/sec:", rate] => {
-                measured.requests_per_sec = rate.parse().ok()?;
-                seen_rate = true;
-            }
-            ["Non-2xx", "or", "3xx", "responses:", count] => {
-                measured.non_2xx = count.parse().ok()?
-            }
-            ["Socket", "errors:", rest @ ..] => {
-                // connect 0, read 0, write 0, timeout 0
-                if let Some(pos) = rest.iter().position(|w| *w == "timeout") {
-                    measured.timeouts = rest.get(pos + 1)?.trim_end_matches(',').parse().ok()?;
-                }
-            }
-            _ => {}
-        }
-    }
-    (seen_requests && seen_rate).then_some(measured)
+/// The JSON line of the summary script.
+#[derive(Debug, Deserialize)]
+struct Summary {
+    requests: u64,
+    duration_us: u64,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+    non_2xx: u64,
+    timeouts: u64,
 }
 
-/// wrk's time format: a number and one of `us`, `ms`, `s`, `m`, `h`.
-fn duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "us" => number / 1e6,
-        "ms" => number / 1e3,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(seconds))
+/// Reads the summary script's JSON line; `None` when there is none.
+pub(crate) fn parse(text: &str) -> Option<Measured> {
+    let line = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(MARKER))?;
+    let s: Summary = serde_json::from_str(line).ok()?;
+    let seconds = s.duration_us as f64 / 1e6;
+    Some(Measured {
+        requests: s.requests,
+        requests_per_sec: if seconds > 0.0 {
+            s.requests as f64 / seconds
+        } else {
+            0.0
+        },
+        p50: Duration::from_micros(s.p50_us),
+        p99: Duration::from_micros(s.p99_us),
+        max: Duration::from_micros(s.max_us),
+        non_2xx: s.non_2xx,
+        timeouts: s.timeouts,
+    })
 }
 
 #[cfg(test)]
@@ -285,33 +273,29 @@ mod tests {
   1 threads and 64 connections
   Thread Stats   Avg      Stdev     Max   +/- Stdev
     Latency   635.91us    0.89ms  12.92ms   93.69%
-    Req/Sec    56.20k     8.07k   62.00k    86.54%
-  Latency Distribution
-     50%  250.00us
-     75%  491.00us
-     90%  700.00us
-     99%    1.01s 
   565700 requests in 10.10s, 68.50MB read
-  Socket errors: connect 0, read 0, write 0, timeout 3
-  Non-2xx or 3xx responses: 12
 Requests/sec:  56007.00
-Transfer/sec:      6.78MB
+dockerflow-bench: {\"requests\":565700,\"duration_us\":10100000,\"p50_us\":250,\"p99_us\":1010123,\"max_us\":12920,\"non_2xx\":12,\"timeouts\":3}
 ";
 
     #[test]
-    fn reads_the_summary() {
+    fn reads_the_json_summary_to_the_microsecond() {
         let m = parse(SAMPLE).unwrap();
         assert_eq!(m.requests, 565_700);
-        assert_eq!(m.requests_per_sec, 56_007.0);
+        assert!(
+            (m.requests_per_sec - 56_009.9).abs() < 0.1,
+            "{}",
+            m.requests_per_sec
+        );
         assert_eq!(m.p50, Duration::from_micros(250));
-        assert_eq!(m.p99, Duration::from_millis(1010));
+        assert_eq!(m.p99, Duration::from_micros(1_010_123));
         assert_eq!(m.max, Duration::from_micros(12_920));
         assert_eq!(m.non_2xx, 12);
         assert_eq!(m.timeouts, 3);
     }
 
     #[test]
-    fn a_summary_without_a_rate_is_refused() {
-        assert!(parse("  10 requests in 1.00s, 1KB read\n").is_none());
+    fn output_without_the_json_line_is_refused() {
+        assert!(parse("  10 requests in 1.00s, 1KB read\nRequests/sec: 10\n").is_none());
     }
 }
