@@ -8,23 +8,23 @@ use syn::ItemFn;
 use crate::args;
 
 /// Which hook list a function joins.
-pub(crate) enum Signal {
+pub(crate) enum Hook {
     Passed,
     Failed,
 }
 
-impl Signal {
+impl Hook {
     fn macro_name(&self) -> &'static str {
         match self {
-            Signal::Passed => "dockerflow::on_heartbeat_passed",
-            Signal::Failed => "dockerflow::on_heartbeat_failed",
+            Hook::Passed => "dockerflow::on_heartbeat_passed",
+            Hook::Failed => "dockerflow::on_heartbeat_failed",
         }
     }
 
     fn kind(&self) -> TokenStream {
         match self {
-            Signal::Passed => quote!(::dockerflow::__private::SignalKind::Passed),
-            Signal::Failed => quote!(::dockerflow::__private::SignalKind::Failed),
+            Hook::Passed => quote!(::dockerflow::__private::HookKind::Passed),
+            Hook::Failed => quote!(::dockerflow::__private::HookKind::Failed),
         }
     }
 }
@@ -43,7 +43,7 @@ pub(crate) fn check(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-pub(crate) fn signal(which: Signal, attr: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn hook(which: Hook, attr: TokenStream, item: TokenStream) -> TokenStream {
     let func: ItemFn = match syn::parse2(item.clone()) {
         Ok(func) => func,
         Err(_) => {
@@ -51,7 +51,7 @@ pub(crate) fn signal(which: Signal, attr: TokenStream, item: TokenStream) -> Tok
             return input_and_compile_error(item, err);
         }
     };
-    match expand_signal(&which, attr, &func) {
+    match expand_hook(&which, attr, &func) {
         Ok(registration) => quote!(#func #registration),
         Err(err) => input_and_compile_error(quote!(#func), err),
     }
@@ -116,7 +116,7 @@ fn expand_check(attr: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
     })
 }
 
-fn expand_signal(which: &Signal, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
+fn expand_hook(which: &Hook, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
     let macro_name = which.macro_name();
     args::no_args(attr, macro_name)?;
     args::hook_shape(func, macro_name)?;
@@ -143,7 +143,7 @@ fn expand_signal(which: &Signal, attr: TokenStream, func: &ItemFn) -> syn::Resul
                 #ident(#(#arg_names),*)
             }
             ::dockerflow::__private::inventory::submit! {
-                ::dockerflow::__private::SignalRecord {
+                ::dockerflow::__private::HookRecord {
                     kind: #kind,
                     name: #name,
                     location: #location,

@@ -19,11 +19,11 @@ pub fn check(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Registers a hook run when a heartbeat passes. Documented on `dockerflow::on_heartbeat_passed`.
 #[proc_macro_attribute]
 pub fn on_heartbeat_passed(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand::signal(expand::Signal::Passed, attr.into(), item.into()).into()
+    expand::hook(expand::Hook::Passed, attr.into(), item.into()).into()
 }
 
 /// Registers a hook run when a heartbeat fails. Documented on `dockerflow::on_heartbeat_failed`.
 #[proc_macro_attribute]
 pub fn on_heartbeat_failed(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand::signal(expand::Signal::Failed, attr.into(), item.into()).into()
+    expand::hook(expand::Hook::Failed, attr.into(), item.into()).into()
 }

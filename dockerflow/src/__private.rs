@@ -4,9 +4,9 @@
 pub use inventory;
 
 pub use crate::check::{CheckContext, FromCheckContext, IntoCheckOutcome, Level, Prepared};
-pub use crate::registry::{CheckRecord, SignalKind, SignalRecord};
+pub use crate::hooks::FromReport;
+pub use crate::registry::{CheckRecord, HookKind, HookRecord};
 pub use crate::report::HeartbeatReport;
-pub use crate::signals::FromReport;
 
 /// Fails to compile, at the return type, when `T` is not a check outcome.
 pub const fn assert_check_outcome<T: IntoCheckOutcome>() {}

@@ -131,6 +131,7 @@ pub mod config;
 mod drain;
 mod error;
 mod heartbeat;
+mod hooks;
 pub mod liveness;
 pub mod logging;
 pub mod redact;
@@ -138,7 +139,6 @@ mod registry;
 mod report;
 mod runtime;
 mod service;
-mod signals;
 mod version;
 mod views;
 
@@ -156,10 +156,10 @@ pub use crate::check::{
 };
 pub use crate::config::{Builder, Config};
 pub use crate::error::StartupError;
+pub use crate::hooks::FromReport;
 pub use crate::liveness::LivenessCondition;
 pub use crate::report::{CheckResult, HeartbeatReport};
 pub use crate::service::Dockerflow;
-pub use crate::signals::FromReport;
 pub use crate::version::CompiledVersion;
 pub use crate::views::configure;
 
@@ -218,7 +218,7 @@ pub use dockerflow_macros::check;
 /// ```text
 /// const _: () = {
 ///     fn hook(report: &HeartbeatReport) { count_pass(report.level(), report) }
-///     inventory::submit! { SignalRecord { kind: SignalKind::Passed, name: "count_pass", location: "...", call: hook } }
+///     inventory::submit! { HookRecord { kind: HookKind::Passed, name: "count_pass", location: "...", call: hook } }
 /// };
 /// ```
 #[doc(inline)]

@@ -27,24 +27,24 @@ pub struct CheckRecord {
 
 inventory::collect!(CheckRecord);
 
-/// Which hooks a [`SignalRecord`] belongs to.
+/// Which hooks a [`HookRecord`] belongs to.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignalKind {
+pub enum HookKind {
     Passed,
     Failed,
 }
 
 /// What `#[dockerflow::on_heartbeat_passed]` and `#[dockerflow::on_heartbeat_failed]` register.
 #[doc(hidden)]
-pub struct SignalRecord {
-    pub kind: SignalKind,
+pub struct HookRecord {
+    pub kind: HookKind,
     pub name: &'static str,
     pub location: &'static str,
     pub call: fn(&HeartbeatReport),
 }
 
-inventory::collect!(SignalRecord);
+inventory::collect!(HookRecord);
 
 impl CheckRecord {
     fn to_check(&self) -> Check {
@@ -101,8 +101,8 @@ pub(crate) fn checks(
 }
 
 /// The hooks of one kind, ordered by name.
-pub(crate) fn signals(kind: SignalKind) -> Vec<&'static SignalRecord> {
-    let mut hooks: Vec<&'static SignalRecord> = inventory::iter::<SignalRecord>
+pub(crate) fn hooks(kind: HookKind) -> Vec<&'static HookRecord> {
+    let mut hooks: Vec<&'static HookRecord> = inventory::iter::<HookRecord>
         .into_iter()
         .filter(|record| record.kind == kind)
         .collect();

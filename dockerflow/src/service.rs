@@ -7,8 +7,8 @@ use crate::config::{Builder, Config};
 use crate::drain::Draining;
 use crate::error::StartupError;
 use crate::heartbeat::{RunSettings, Runner};
+use crate::hooks::Hooks;
 use crate::liveness::LivenessCondition;
-use crate::signals::Hooks;
 use crate::version::{CompiledVersion, VersionFile};
 use crate::Check;
 

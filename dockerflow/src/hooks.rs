@@ -5,7 +5,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::check::Level;
-use crate::registry::{self, SignalKind, SignalRecord};
+use crate::registry::{self, HookKind, HookRecord};
 use crate::report::HeartbeatReport;
 
 /// What a hook can take: the highest [`Level`], or the whole [`HeartbeatReport`] (with each
@@ -33,15 +33,15 @@ impl<'a> FromReport<'a> for &'a HeartbeatReport {
 
 /// The hooks of both kinds, collected once.
 pub(crate) struct Hooks {
-    passed: Vec<&'static SignalRecord>,
-    failed: Vec<&'static SignalRecord>,
+    passed: Vec<&'static HookRecord>,
+    failed: Vec<&'static HookRecord>,
 }
 
 impl Hooks {
     pub(crate) fn collect() -> Self {
         Hooks {
-            passed: registry::signals(SignalKind::Passed),
-            failed: registry::signals(SignalKind::Failed),
+            passed: registry::hooks(HookKind::Passed),
+            failed: registry::hooks(HookKind::Failed),
         }
     }
 
@@ -52,7 +52,7 @@ impl Hooks {
         for hook in hooks {
             if catch_unwind(AssertUnwindSafe(|| (hook.call)(report))).is_err() {
                 tracing::error!(
-                    target: "dockerflow::signals",
+                    target: "dockerflow::hooks",
                     hook = hook.name,
                     location = hook.location,
                     "heartbeat hook panicked"
