@@ -1,237 +1,270 @@
-//! Parsing and validation of the attribute arguments and of the annotated function.
+//! Parsing and validation: the attribute's arguments and the annotated function's signature.
+//! Every mistake is recorded in [`Errors`] and parsing goes on, so a user sees them all at once.
 
-use proc_macro2::{Span, TokenStream};
+use std::fmt::Display;
+
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use quote::{quote, ToTokens};
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Error, FnArg, ItemFn, LitInt, LitStr, Meta, ReturnType, Token, Type};
+use syn::{
+    Attribute, Error, FnArg, LitInt, LitStr, ReturnType, Signature, Token, Type, Visibility,
+};
 
 const CHECK_ARGS: &str =
     "accepted arguments: level = \"debug\" | \"info\" | \"warning\" | \"error\" | \"critical\", name = \"...\", id = \"...\", timeout_ms = <integer>";
 
-const LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
+/// The errors found so far, combined into one (serde_derive's `Ctxt`, without its drop bomb:
+/// a macro never panics).
+#[derive(Default)]
+pub(crate) struct Errors(Option<Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, err: Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(err),
+            None => self.0 = Some(err),
+        }
+    }
+
+    fn at(&mut self, span: Span, message: impl Display) {
+        self.push(Error::new(span, message));
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// The level a failing check reports, as `level = "..."` spells it.
+#[derive(Clone, Copy, Default)]
+pub(crate) enum Level {
+    Debug,
+    Info,
+    Warning,
+    #[default]
+    Error,
+    Critical,
+}
+
+const LEVELS: [(&str, Level); 5] = [
+    ("debug", Level::Debug),
+    ("info", Level::Info),
+    ("warning", Level::Warning),
+    ("error", Level::Error),
+    ("critical", Level::Critical),
+];
+
+impl Parse for Level {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let lit = string(input, "level")?;
+        let value = lit.value();
+        match LEVELS.iter().find(|(name, _)| *name == value) {
+            Some((_, level)) => Ok(*level),
+            None => Err(Error::new(
+                lit.span(),
+                format!("unknown level `{value}`; a check fails at one of: \"debug\", \"info\", \"warning\", \"error\", \"critical\""),
+            )),
+        }
+    }
+}
+
+impl ToTokens for Level {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let variant = match self {
+            Level::Debug => quote!(Debug),
+            Level::Info => quote!(Info),
+            Level::Warning => quote!(Warning),
+            Level::Error => quote!(Error),
+            Level::Critical => quote!(Critical),
+        };
+        tokens.extend(quote!(::dockerflow::__private::Level::#variant));
+    }
+}
 
 /// What `#[check(...)]` was given, validated.
+#[derive(Default)]
 pub(crate) struct CheckArgs {
-    /// One of [`LEVELS`]; `error` when not given.
-    pub(crate) level: String,
+    pub(crate) level: Level,
     pub(crate) name: Option<String>,
     pub(crate) id: Option<String>,
     pub(crate) timeout_ms: Option<u64>,
 }
 
-impl Parse for CheckArgs {
-    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut level: Option<LitStr> = None;
-        let mut name: Option<LitStr> = None;
-        let mut id: Option<LitStr> = None;
-        let mut timeout_ms: Option<LitInt> = None;
-        let metas = Punctuated::<Meta, Token![,]>::parse_terminated(input)?;
-        for meta in metas {
-            let nv = match meta {
-                Meta::NameValue(nv) => nv,
-                other => {
-                    return Err(Error::new(
-                        other.span(),
-                        format!("expected `key = value`; {CHECK_ARGS}"),
-                    ))
-                }
+impl CheckArgs {
+    pub(crate) fn parse(attr: TokenStream, errors: &mut Errors) -> Self {
+        let mut args = CheckArgs::default();
+        let mut seen = Vec::new();
+        let parser = syn::meta::parser(|meta| {
+            let key = quote_path(&meta.path);
+            if !meta.input.peek(Token![=]) {
+                errors.at(
+                    meta.path.span(),
+                    format!("expected `key = value`; {CHECK_ARGS}"),
+                );
+                return skip_value(meta.input);
+            }
+            if seen.contains(&key) {
+                errors.at(meta.path.span(), format!("`{key}` is given more than once"));
+            }
+            let input = meta.value()?;
+            let parsed = match key.as_str() {
+                "level" => Level::parse(input).map(|level| args.level = level),
+                "name" => non_empty(input, "name").map(|name| args.name = Some(name)),
+                "id" => non_empty(input, "id").map(|id| args.id = Some(id)),
+                "timeout_ms" => timeout(input).map(|ms| args.timeout_ms = Some(ms)),
+                _ => Err(Error::new(
+                    meta.path.span(),
+                    format!("unknown argument `{key}`; {CHECK_ARGS}"),
+                )),
             };
-            let key = nv
-                .path
-                .get_ident()
-                .map(|i| i.to_string())
-                .unwrap_or_default();
-            let value = nv.value;
-            match key.as_str() {
-                "level" => set_once(&mut level, parse_value(&value, "level")?, &nv.path)?,
-                "name" => set_once(&mut name, parse_value(&value, "name")?, &nv.path)?,
-                "id" => set_once(&mut id, parse_value(&value, "id")?, &nv.path)?,
-                "timeout_ms" => set_once(
-                    &mut timeout_ms,
-                    parse_value(&value, "timeout_ms")?,
-                    &nv.path,
-                )?,
-                _ => {
-                    return Err(Error::new(
-                        nv.path.span(),
-                        format!("unknown argument `{}`; {CHECK_ARGS}", quote_path(&nv.path)),
-                    ))
-                }
+            if let Err(err) = parsed {
+                errors.push(err);
+                skip_value(input)?;
             }
+            seen.push(key);
+            Ok(())
+        });
+        if let Err(err) = parser.parse2(attr) {
+            errors.push(err);
         }
-
-        let level = match level {
-            None => "error".to_owned(),
-            Some(lit) if LEVELS.contains(&lit.value().as_str()) => lit.value(),
-            Some(lit) => {
-                return Err(Error::new(
-                    lit.span(),
-                    format!(
-                        "unknown level `{}`; a check fails at one of: \"debug\", \"info\", \"warning\", \"error\", \"critical\"",
-                        lit.value()
-                    ),
-                ))
-            }
-        };
-        for lit in [&name, &id].into_iter().flatten() {
-            if lit.value().trim().is_empty() {
-                return Err(Error::new(lit.span(), "must not be empty"));
-            }
-        }
-        let timeout_ms = match timeout_ms {
-            None => None,
-            Some(lit) => match lit.base10_parse::<u64>()? {
-                0 => return Err(Error::new(lit.span(), "timeout_ms must be at least 1")),
-                n => Some(n),
-            },
-        };
-        Ok(CheckArgs {
-            level,
-            name: name.map(|l| l.value()),
-            id: id.map(|l| l.value()),
-            timeout_ms,
-        })
+        args
     }
 }
 
-fn parse_value<T: Parse>(value: &syn::Expr, key: &str) -> syn::Result<T> {
-    let tokens = quote::quote!(#value);
-    syn::parse2::<T>(tokens).map_err(|_| {
-        let expected = if key == "timeout_ms" {
-            "an integer literal"
-        } else {
-            "a string literal"
-        };
-        Error::new(value.span(), format!("`{key}` takes {expected}"))
-    })
+fn string(input: ParseStream<'_>, key: &str) -> syn::Result<LitStr> {
+    input
+        .parse()
+        .map_err(|err| Error::new(err.span(), format!("`{key}` takes a string literal")))
 }
 
-fn set_once<T>(slot: &mut Option<T>, value: T, path: &syn::Path) -> syn::Result<()> {
-    if slot.is_some() {
-        return Err(Error::new(
-            path.span(),
-            format!("`{}` is given more than once", quote_path(path)),
-        ));
+fn non_empty(input: ParseStream<'_>, key: &str) -> syn::Result<String> {
+    let lit = string(input, key)?;
+    match lit.value() {
+        value if value.trim().is_empty() => Err(Error::new(lit.span(), "must not be empty")),
+        value => Ok(value),
     }
-    *slot = Some(value);
+}
+
+fn timeout(input: ParseStream<'_>) -> syn::Result<u64> {
+    let lit: LitInt = input
+        .parse()
+        .map_err(|err| Error::new(err.span(), "`timeout_ms` takes an integer literal"))?;
+    match lit.base10_parse::<u64>()? {
+        0 => Err(Error::new(lit.span(), "timeout_ms must be at least 1")),
+        ms => Ok(ms),
+    }
+}
+
+/// Steps over the rest of a rejected argument, up to the next comma.
+fn skip_value(input: ParseStream<'_>) -> syn::Result<()> {
+    while !input.is_empty() && !input.peek(Token![,]) {
+        input.parse::<TokenTree>()?;
+    }
     Ok(())
 }
 
 fn quote_path(path: &syn::Path) -> String {
-    quote::quote!(#path).to_string().replace(' ', "")
+    quote!(#path).to_string().replace(' ', "")
 }
 
 /// Heartbeat hooks take no arguments.
-pub(crate) fn no_args(attr: TokenStream, macro_name: &str) -> syn::Result<()> {
-    if attr.is_empty() {
-        return Ok(());
+pub(crate) fn no_args(attr: &TokenStream, macro_name: &str, errors: &mut Errors) {
+    if !attr.is_empty() {
+        errors.at(attr.span(), format!("`#[{macro_name}]` takes no arguments"));
     }
-    Err(Error::new(
-        attr.span(),
-        format!("`#[{macro_name}]` takes no arguments"),
-    ))
 }
 
-pub(crate) fn parse_check_args(attr: TokenStream) -> syn::Result<CheckArgs> {
-    CheckArgs::parse.parse2(attr)
+/// A `fn` item whose signature is parsed and whose body stays tokens (tracing-attributes'
+/// `MaybeItemFn`): a body the user is still typing is the compiler's to report, not ours.
+pub(crate) struct MaybeItemFn {
+    pub(crate) sig: Signature,
 }
 
-/// The annotated function's parameter types, after the checks common to checks and hooks:
-/// a free function, not generic, not `unsafe`/`extern`, no `self`, no `impl Trait` parameter.
-pub(crate) fn plain_params<'a>(func: &'a ItemFn, what: &str) -> syn::Result<Vec<&'a Type>> {
-    let sig = &func.sig;
+impl Parse for MaybeItemFn {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        input.call(Attribute::parse_outer)?;
+        input.parse::<Visibility>()?;
+        let sig: Signature = input.parse()?;
+        let body: Group = input.parse()?;
+        if body.delimiter() != Delimiter::Brace {
+            return Err(Error::new(body.span(), "expected a function body"));
+        }
+        Ok(MaybeItemFn { sig })
+    }
+}
+
+/// The parameter types, after the checks common to checks and hooks: a free function, not
+/// generic, not `unsafe`/`extern`, no `self`, no `impl Trait` parameter.
+pub(crate) fn plain_params<'a>(
+    sig: &'a Signature,
+    what: &str,
+    errors: &mut Errors,
+) -> Vec<&'a Type> {
     if let Some(param) = sig.generics.params.first() {
-        return Err(Error::new(
+        errors.at(
             param.span(),
             format!("{what} cannot be generic: the registry calls it with concrete types"),
-        ));
+        );
     }
     if let Some(wc) = &sig.generics.where_clause {
-        return Err(Error::new(
-            wc.span(),
-            format!("{what} cannot have a where clause"),
-        ));
+        errors.at(wc.span(), format!("{what} cannot have a where clause"));
     }
     if let Some(token) = &sig.unsafety {
-        return Err(Error::new(
-            token.span(),
-            format!("{what} cannot be `unsafe`"),
-        ));
+        errors.at(token.span(), format!("{what} cannot be `unsafe`"));
     }
     if let Some(abi) = &sig.abi {
-        return Err(Error::new(abi.span(), format!("{what} cannot be `extern`")));
+        errors.at(abi.span(), format!("{what} cannot be `extern`"));
     }
     if let Some(dots) = &sig.variadic {
-        return Err(Error::new(
-            dots.span(),
-            format!("{what} cannot be variadic"),
-        ));
+        errors.at(dots.span(), format!("{what} cannot be variadic"));
     }
     let mut types = Vec::new();
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(receiver) => {
-                return Err(Error::new(
-                    receiver.span(),
-                    format!("{what} cannot take `self`: annotate a free function"),
-                ))
-            }
-            FnArg::Typed(pat) => {
-                if let Type::ImplTrait(_) = &*pat.ty {
-                    return Err(Error::new(
-                        pat.ty.span(),
-                        format!("{what} cannot take `impl Trait`: name the concrete type"),
-                    ));
-                }
-                types.push(&*pat.ty);
-            }
+            FnArg::Receiver(receiver) => errors.at(
+                receiver.span(),
+                format!("{what} cannot take `self`: annotate a free function"),
+            ),
+            FnArg::Typed(pat) if matches!(*pat.ty, Type::ImplTrait(_)) => errors.at(
+                pat.ty.span(),
+                format!("{what} cannot take `impl Trait`: name the concrete type"),
+            ),
+            FnArg::Typed(pat) => types.push(&*pat.ty),
         }
     }
-    Ok(types)
+    types
 }
 
 /// A check returns a value: `Result<(), E>` or `Vec<CheckMessage>`.
-pub(crate) fn check_return(func: &ItemFn) -> syn::Result<&Type> {
-    match &func.sig.output {
-        ReturnType::Type(_, ty) if !is_unit(ty) => Ok(ty),
-        output => {
-            let span = match output {
-                ReturnType::Default => func.sig.ident.span(),
-                ReturnType::Type(_, ty) => ty.span(),
-            };
-            Err(Error::new(
-                span,
-                "a check must return its outcome: `Result<(), E>` where `E: Display`, `Vec<dockerflow::CheckMessage>`, or `Result<Vec<dockerflow::CheckMessage>, E>`",
-            ))
-        }
-    }
+pub(crate) fn check_return<'a>(sig: &'a Signature, errors: &mut Errors) -> Option<&'a Type> {
+    let span = match &sig.output {
+        ReturnType::Type(_, ty) if !is_unit(ty) => return Some(ty),
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => sig.ident.span(),
+    };
+    errors.at(
+        span,
+        "a check must return its outcome: `Result<(), E>` where `E: Display`, `Vec<dockerflow::CheckMessage>`, or `Result<Vec<dockerflow::CheckMessage>, E>`",
+    );
+    None
 }
 
 /// A hook is a plain function that returns nothing.
-pub(crate) fn hook_shape(func: &ItemFn, macro_name: &str) -> syn::Result<()> {
-    if let Some(token) = &func.sig.asyncness {
-        return Err(Error::new(
+pub(crate) fn hook_shape(sig: &Signature, macro_name: &str, errors: &mut Errors) {
+    if let Some(token) = &sig.asyncness {
+        errors.at(
             token.span(),
             format!("`#[{macro_name}]` takes a plain `fn`: hooks run while the response is written; spawn a task inside for async work"),
-        ));
+        );
     }
-    if let ReturnType::Type(_, ty) = &func.sig.output {
+    if let ReturnType::Type(_, ty) = &sig.output {
         if !is_unit(ty) {
-            return Err(Error::new(
-                ty.span(),
-                format!("`#[{macro_name}]` hooks return nothing"),
-            ));
+            errors.at(ty.span(), format!("`#[{macro_name}]` hooks return nothing"));
         }
     }
-    Ok(())
 }
 
 fn is_unit(ty: &Type) -> bool {
     matches!(ty, Type::Tuple(t) if t.elems.is_empty())
-}
-
-/// The span of the function's name, used for the registered source location.
-pub(crate) fn name_span(func: &ItemFn) -> Span {
-    func.sig.ident.span()
 }
