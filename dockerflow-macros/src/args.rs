@@ -141,7 +141,9 @@ fn string(input: ParseStream<'_>, key: &str) -> syn::Result<LitStr> {
 fn non_empty(input: ParseStream<'_>, key: &str) -> syn::Result<String> {
     let lit = string(input, key)?;
     match lit.value() {
-        value if value.trim().is_empty() => Err(Error::new(lit.span(), "must not be empty")),
+        value if value.trim().is_empty() => {
+            Err(Error::new(lit.span(), format!("`{key}` must not be empty")))
+        }
         value => Ok(value),
     }
 }

@@ -1,0 +1,6 @@
+#[dockerflow::check(name = "", id = "  ")]
+fn check() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}
