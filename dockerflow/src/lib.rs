@@ -197,6 +197,9 @@ pub use crate::views::configure;
 ///     }
 /// };
 /// ```
+///
+/// On a mistake the function is still emitted as written, and every mistake in the arguments
+/// and the signature is reported at once, each at its token; the body is left to the compiler.
 #[doc(inline)]
 pub use dockerflow_macros::check;
 
