@@ -171,6 +171,10 @@ async fn error_endpoint_exists_only_when_enabled() {
     let answer = get(&srv, "/__error__").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(
+        answer.json(),
+        serde_json::json!({"error": "test error from /__error__"})
+    );
     assert_eq!(get(&srv, "/__lbheartbeat__").await.status, StatusCode::OK);
 }
 
@@ -242,4 +246,28 @@ fn rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+/// Error reporters such as sentry-actix report a 500 only when the response carries an actix
+/// `Error`: `/__error__` fails through that path, not with a plain 500 response.
+#[actix_web::test]
+async fn error_endpoint_answers_with_an_actix_error() {
+    let dockerflow = only(&[]).enable_error_endpoint(true).build().unwrap();
+    let app = actix_web::test::init_service(
+        actix_web::App::new().configure(move |cfg| dockerflow.configure(cfg)),
+    )
+    .await;
+    for method in [Method::GET, Method::HEAD] {
+        let req = actix_web::test::TestRequest::default()
+            .method(method.clone())
+            .uri("/__error__")
+            .to_request();
+        let res = actix_web::test::call_service(&app, req).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR, "{method}");
+        let error = res
+            .response()
+            .error()
+            .expect("the response carries an actix Error");
+        assert_eq!(error.to_string(), "test error from /__error__");
+    }
 }

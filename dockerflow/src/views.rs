@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder};
+use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError};
 use subtle::ConstantTimeEq;
 
 use crate::check::AppData;
@@ -252,10 +252,27 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     (!token.is_empty()).then_some(token)
 }
 
-async fn error() -> HttpResponse {
+/// Logs an error and fails through actix-web's error path, so that error reporters which look
+/// for an actix [`Error`](actix_web::Error) on the response (sentry-actix among them) see it.
+async fn error() -> Result<HttpResponse, TestError> {
     tracing::error!(target: "dockerflow::views", "/__error__ was called: this error is a test of error reporting");
-    no_store(StatusCode::INTERNAL_SERVER_ERROR)
-        .json(serde_json::json!({ "error": "test error from /__error__" }))
+    Err(TestError)
+}
+
+/// The error `/__error__` fails with: `500`, `{"error": "test error from /__error__"}`,
+/// `Cache-Control: no-store`.
+#[derive(Debug, thiserror::Error)]
+#[error("test error from /__error__")]
+pub(crate) struct TestError;
+
+impl ResponseError for TestError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        no_store(self.status_code()).json(serde_json::json!({ "error": self.to_string() }))
+    }
 }
 
 #[cfg(test)]

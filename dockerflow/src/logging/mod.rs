@@ -179,7 +179,24 @@ pub enum InitError {
 ///
 /// For another level, another writer or more layers, compose [`MozLogLayer`] yourself.
 pub fn init(logger: impl Into<String>) -> Result<(), InitError> {
+    init_with(logger, tracing_subscriber::layer::Identity::new())
+}
+
+/// [`init`], with one more layer beside the mozlog lines: an error reporter's, for example
+/// `sentry_tracing::layer()`. It sees the events that pass the same filter.
+///
+/// ```
+/// use tracing_subscriber::layer::Identity;
+///
+/// dockerflow::logging::init_with("my-app", Identity::new())?;
+/// # Ok::<(), dockerflow::logging::InitError>(())
+/// ```
+pub fn init_with<L>(logger: impl Into<String>, layer: L) -> Result<(), InitError>
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
     let subscriber = tracing_subscriber::registry()
+        .with(layer)
         .with(MozLogLayer::new(logger))
         .with(LevelFilter::INFO);
     tracing::subscriber::set_global_default(subscriber).map_err(InitError::AlreadySet)?;

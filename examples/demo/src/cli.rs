@@ -11,10 +11,13 @@ use crate::db::{DatabaseUrl, DEFAULT_SQLITE_FILE};
 pub(crate) const USAGE: &str = "\
 usage: dockerflow-demo [serve [--no-migrate]]
        dockerflow-demo migrate
+       dockerflow-demo healthcheck [PATH]
 
   serve (the default)  apply pending migrations, then listen on HOST:PORT
     --no-migrate       do not apply migrations first
   migrate              apply pending migrations and exit
+  healthcheck [PATH]   GET http://127.0.0.1:$PORT/PATH (default /__lbheartbeat__); exit 0 on
+                       a 2xx answer within 2 s, 1 otherwise (a container HEALTHCHECK)
 
 environment:
   HOST, PORT      where to listen (default 127.0.0.1:8000)
@@ -22,6 +25,7 @@ environment:
                   (default: dockerflow-demo.sqlite3 in the working directory)
   REDIS_URL       redis://...; when set, the heartbeat checks Redis too
   STATSD_ADDR     host:port; when set, heartbeat hooks send heartbeat.pass / heartbeat.fail
+  SENTRY_DSN      when set, errors and panics are reported to Sentry
   DOCKERFLOW_*    the dockerflow settings (see the dockerflow crate)";
 
 /// What the command line asks for.
@@ -34,6 +38,11 @@ pub(crate) enum Command {
     },
     /// Apply pending migrations and exit.
     Migrate,
+    /// GET a path on this machine's `PORT` and exit 0 on a 2xx answer, 1 otherwise.
+    Healthcheck {
+        /// The path, when given (checked when it runs).
+        path: Option<String>,
+    },
     /// Print the usage and exit.
     Help,
 }
@@ -47,6 +56,10 @@ impl Command {
             [] | ["serve"] => Ok(Command::Serve { migrate: true }),
             ["serve", "--no-migrate"] | ["--no-migrate"] => Ok(Command::Serve { migrate: false }),
             ["migrate"] => Ok(Command::Migrate),
+            ["healthcheck"] => Ok(Command::Healthcheck { path: None }),
+            ["healthcheck", path] => Ok(Command::Healthcheck {
+                path: Some((*path).to_owned()),
+            }),
             ["help" | "--help" | "-h"] => Ok(Command::Help),
             _ => Err(SettingError::Arguments(args.join(" "))),
         }
@@ -96,15 +109,9 @@ impl SettingError {
 
 /// Reads `HOST`, `PORT`, `DATABASE_URL`, `REDIS_URL` and `STATSD_ADDR` through `var`.
 pub(crate) fn settings(var: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingError> {
+    let port = port(&var)?;
     let var = |name: &str| var(name).filter(|value| !value.trim().is_empty());
     let host = var("HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
-    let port = match var("PORT") {
-        Some(text) => text
-            .trim()
-            .parse::<u16>()
-            .map_err(|_| SettingError::invalid("PORT", &text, "a port number from 0 to 65535"))?,
-        None => 8000,
-    };
     let listen = format!("{host}:{port}")
         .parse::<SocketAddr>()
         .or_else(|_| format!("[{host}]:{port}").parse::<SocketAddr>())
@@ -141,6 +148,17 @@ pub(crate) fn settings(var: impl Fn(&str) -> Option<String>) -> Result<Settings,
         redis,
         statsd,
     })
+}
+
+/// `PORT` read through `var`: 8000 when unset or empty.
+pub(crate) fn port(var: impl Fn(&str) -> Option<String>) -> Result<u16, SettingError> {
+    match var("PORT").filter(|value| !value.trim().is_empty()) {
+        Some(text) => text
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| SettingError::invalid("PORT", &text, "a port number from 0 to 65535")),
+        None => Ok(8000),
+    }
 }
 
 /// The password in `scheme://user:password@host...`, as given and percent-decoded.
@@ -198,6 +216,17 @@ mod tests {
             Command::Serve { migrate: false }
         );
         assert_eq!(parse(&["migrate"]).unwrap(), Command::Migrate);
+        assert_eq!(
+            parse(&["healthcheck"]).unwrap(),
+            Command::Healthcheck { path: None }
+        );
+        assert_eq!(
+            parse(&["healthcheck", "/__heartbeat__"]).unwrap(),
+            Command::Healthcheck {
+                path: Some("/__heartbeat__".to_owned())
+            }
+        );
+        assert!(parse(&["healthcheck", "/a", "/b"]).is_err());
         assert!(parse(&["migrate", "--now"]).is_err());
     }
 

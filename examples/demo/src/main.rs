@@ -1,13 +1,16 @@
 //! `dockerflow-demo`: a small actix-web service built with dockerflow, the way to try it.
 //!
 //! `dockerflow-demo [serve [--no-migrate]]` applies pending migrations and listens on
-//! `HOST:PORT`; `dockerflow-demo migrate` applies them and exits. See [`cli::USAGE`].
+//! `HOST:PORT`; `dockerflow-demo migrate` applies them and exits; `dockerflow-demo healthcheck`
+//! probes a running one. See [`cli::USAGE`].
 
 mod checks;
 mod cli;
 mod db;
+mod healthcheck;
 mod hooks;
 mod routes;
+mod sentry;
 
 use std::process::ExitCode;
 
@@ -21,13 +24,21 @@ use crate::db::Database;
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
-    if let Err(err) = dockerflow::logging::init("dockerflow-demo") {
-        return fail(1, &err);
-    }
     let command = match Command::parse(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(err) => return fail(EXIT_CONFIG, &err),
     };
+    if let Command::Healthcheck { path } = &command {
+        return healthcheck::run(path.as_deref(), |name| std::env::var(name).ok());
+    }
+    // Kept to the end of `main`, so that queued reports are sent before the process exits.
+    let reporting = match sentry::Reporting::from_env(|name| std::env::var(name).ok()) {
+        Ok(reporting) => reporting,
+        Err(err) => return fail(EXIT_CONFIG, &err),
+    };
+    if let Err(err) = dockerflow::logging::init_with("dockerflow-demo", reporting.layer()) {
+        return fail(1, &err);
+    }
     if command == Command::Help {
         println!("{}", cli::USAGE);
         return ExitCode::SUCCESS;
@@ -53,7 +64,7 @@ fn main() -> ExitCode {
     let migrate = match command {
         Command::Migrate => true,
         Command::Serve { migrate } => migrate,
-        Command::Help => false,
+        Command::Help | Command::Healthcheck { .. } => false,
     };
     let database = Database::new(&settings.database);
     if migrate {
@@ -72,7 +83,7 @@ fn main() -> ExitCode {
     if command == Command::Migrate {
         return ExitCode::SUCCESS;
     }
-    match serve(settings, database, dockerflow) {
+    match serve(settings, database, dockerflow, &reporting) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(1, &err),
     }
@@ -104,7 +115,9 @@ async fn serve(
     settings: Settings,
     database: Database,
     dockerflow: Dockerflow,
+    reporting: &sentry::Reporting,
 ) -> std::io::Result<()> {
+    let report_errors = reporting.enabled();
     let scratch = web::Data::new(checks::ScratchDir(std::env::current_dir()?));
     let redis = settings.redis.map(web::Data::new);
     let app_dockerflow = dockerflow.clone();
@@ -123,6 +136,7 @@ async fn serve(
             })
             .configure(routes::configure)
             .configure(move |cfg| dockerflow.configure(cfg))
+            .wrap(sentry::middleware(report_errors))
             .wrap(summary)
     })
     // dockerflow handles SIGTERM (draining first) and SIGINT.
