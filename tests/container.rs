@@ -112,11 +112,16 @@ fn container_file(name: &str) -> PathBuf {
 
 /// Runs the version.json script with `args` and `env` only (and `PATH`); its stdout as JSON.
 fn version_json(args: &[&str], env: &[(&str, &str)]) -> Value {
+    version_json_with(&std::env::var("PATH").unwrap(), args, env)
+}
+
+/// [`version_json`] with another `PATH` (another `awk`).
+fn version_json_with(path: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
     let output = Command::new("sh")
         .arg(container_file("version-json.sh"))
         .args(args)
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
+        .env("PATH", path)
         .envs(env.iter().copied())
         .output()
         .expect("sh runs");
@@ -154,6 +159,14 @@ fn version_json_script_writes_the_four_fields_of_the_spec() {
         "build": "https://ci.example/builds/42",
     });
     assert_eq!(version, expected);
+
+    // mawk, the awk of Debian's slim images (and a required package, so always there), too.
+    let dir = WorkDir::new();
+    std::os::unix::fs::symlink("/usr/bin/mawk", dir.0.join("awk")).unwrap();
+    let path = format!("{}:{}", dir.0.display(), std::env::var("PATH").unwrap());
+    let args = ["--version", tricky, "--commit", "abc"];
+    let version = version_json_with(&path, &args, &[]);
+    assert_eq!(version["version"], tricky);
 
     // The Dockerfile's build arguments arrive as environment variables; options win.
     let version = version_json(

@@ -1,4 +1,4 @@
-//! Contract §6: the `dockerflow-demo` binary end to end, run as an operator runs it: in a
+//! docs/CONTRACT.md, "The demo service": the `dockerflow-demo` binary end to end, run as an operator runs it: in a
 //! working directory of its own, configured by environment only, against real servers.
 
 #[path = "fixtures/backends.rs"]

@@ -1,4 +1,4 @@
-//! Contract §1: every row of the endpoint table, through real HTTP.
+//! docs/CONTRACT.md, "Endpoints": every row of the endpoint table, through real HTTP.
 
 use actix_web::http::{Method, StatusCode};
 use dockerflow_tests::{call, get, only, serve};

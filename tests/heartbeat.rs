@@ -1,4 +1,4 @@
-//! Contract §1–§2: the heartbeat body, levels, the fail level and failed status, details
+//! docs/CONTRACT.md, "Heartbeat body and status" and "Checks": the heartbeat body, levels, the fail level and failed status, details
 //! hidden and shown, silenced ids, check arguments from app data, and check kinds.
 
 use actix_web::http::StatusCode;

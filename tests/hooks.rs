@@ -1,4 +1,4 @@
-//! Contract §3: exactly one kind of hook fires for each heartbeat response, with the highest
+//! docs/CONTRACT.md, "Signals": exactly one kind of hook fires for each heartbeat response, with the highest
 //! level; a hook that panics changes nothing.
 //!
 //! Hooks are registered for the whole test binary, so this binary holds one test that drives

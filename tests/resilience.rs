@@ -1,4 +1,4 @@
-//! Issue 4: a heartbeat that holds under probe storms, hung checks and panics.
+//! A heartbeat that holds under probe storms, hung checks and panics.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};

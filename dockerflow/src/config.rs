@@ -14,7 +14,7 @@ use crate::liveness::LivenessCondition;
 use crate::version::CompiledVersion;
 use crate::Dockerflow;
 
-/// The environment variables and what they set (contract §4).
+/// The environment variables and what they set; an empty value counts as unset.
 pub mod env {
     /// Path of version.json.
     pub const VERSION_FILE: &str = "DOCKERFLOW_VERSION_FILE";

@@ -123,6 +123,9 @@
 //! `DOCKERFLOW_DETAILS_TOKEN`. Every text from a check passes [`redact::redact`] first: URL
 //! passwords and configured secrets never reach a body or a log line.
 
+// On docs.rs (which builds with `--cfg docsrs` on nightly), each item behind a feature says
+// which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 
 mod check;
