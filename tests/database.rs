@@ -1,7 +1,7 @@
 //! The built-in `check_database_connected` against the machine's PostgreSQL and MariaDB and a
-//! SQLite file, each fault made for real: a closed port, a server that never answers, a login
-//! the server refuses, a malformed URL, a session killed under the pool, a file that is not a
-//! database, and no pool at all.
+//! SQLite file, each fault made for real: a closed port, a server that never answers, a login the
+//! server refuses, a malformed URL, a session killed under the pool, a file that is not a database,
+//! and no pool at all.
 
 #[path = "fixtures/backends.rs"]
 mod backends;

@@ -1,5 +1,6 @@
-//! docs/CONTRACT.md, "The demo service": the `dockerflow-demo` binary end to end, run as an operator runs it: in a
-//! working directory of its own, configured by environment only, against real servers.
+//! docs/CONTRACT.md, "The demo service": the `dockerflow-demo` binary end to end, run as an
+//! operator runs it: in a working directory of its own, configured by environment only, against
+//! real servers.
 
 #[path = "fixtures/backends.rs"]
 mod backends;

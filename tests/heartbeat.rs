@@ -1,5 +1,6 @@
-//! docs/CONTRACT.md, "Heartbeat body and status" and "Checks": the heartbeat body, levels, the fail level and failed status, details
-//! hidden and shown, silenced ids, check arguments from app data, and check kinds.
+//! docs/CONTRACT.md, "Heartbeat body and status" and "Checks": the heartbeat body, levels, the fail
+//! level and failed status, details hidden and shown, silenced ids, check arguments from app data,
+//! and check kinds.
 
 use actix_web::http::StatusCode;
 use actix_web::web;

@@ -1,5 +1,5 @@
-//! docs/CONTRACT.md, "Signals": exactly one kind of hook fires for each heartbeat response, with the highest
-//! level; a hook that panics changes nothing.
+//! docs/CONTRACT.md, "Signals": exactly one kind of hook fires for each heartbeat response, with
+//! the highest level; a hook that panics changes nothing.
 //!
 //! Hooks are registered for the whole test binary, so this binary holds one test that drives
 //! every case in turn.

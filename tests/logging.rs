@@ -1,4 +1,5 @@
-//! docs/CONTRACT.md, "Logs (mozlog)": mozlog lines, `request.summary` and request ids, from real servers.
+//! docs/CONTRACT.md, "Logs (mozlog)": mozlog lines, `request.summary` and request ids, from real
+//! servers.
 //!
 //! One global subscriber per test binary (handlers run on the server's worker threads, where a
 //! thread-local subscriber would see nothing) writes into a shared buffer; each test finds its

@@ -1,7 +1,7 @@
 //! The built-in `check_migrations_applied` against the machine's PostgreSQL and MariaDB and a
-//! SQLite file: a fresh database (every migration pending: W001), one migrated part way, one
-//! fully migrated (ok), one that has a migration this build does not know (W002), and one that
-//! cannot be reached (I001).
+//! SQLite file: a fresh database (every migration pending: W001), one migrated part way, one fully
+//! migrated (ok), one that has a migration this build does not know (W002), and one that cannot be
+//! reached (I001).
 
 #[path = "fixtures/backends.rs"]
 mod backends;

@@ -1,6 +1,6 @@
 //! The built-in `check_redis_connected` against real Redis servers: the machine's, one the test
-//! starts and kills mid-run, one that wants a password, plus a closed port, a listener that
-//! never answers, and a server of the test's own that answers PING wrongly.
+//! starts and kills mid-run, one that wants a password, plus a closed port, a listener that never
+//! answers, and a server of the test's own that answers PING wrongly.
 
 #[path = "fixtures/backends.rs"]
 mod backends;
