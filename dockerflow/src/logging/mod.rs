@@ -182,8 +182,9 @@ pub fn init(logger: impl Into<String>) -> Result<(), InitError> {
     init_with(logger, tracing_subscriber::layer::Identity::new())
 }
 
-/// [`init`], with one more layer beside the mozlog lines: an error reporter's, for example
-/// `sentry_tracing::layer()`. It sees the events that pass the same filter.
+/// [`init`], with one more layer beside the mozlog lines: an error reporter's, such as
+/// sentry-tracing's `ErrorLayer`. It sees the events that pass the same filter; an `Option` of a
+/// layer is a layer, so a reporter that is only sometimes configured fits too.
 ///
 /// ```
 /// use tracing_subscriber::layer::Identity;
