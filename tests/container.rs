@@ -10,7 +10,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use demo_process::{demo, run, workspace, Demo, WorkDir};
 use dockerflow_tests::{closed_port, SilentListener};
@@ -57,6 +57,24 @@ fn healthcheck_passes_on_a_live_demo_and_fails_on_a_stopped_one() {
     let (code, stderr, _) = healthcheck(port, None);
     assert_eq!(code, 1);
     assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
+#[test]
+fn healthcheck_fails_while_the_demo_drains() {
+    let dir = WorkDir::new();
+    let server = Demo::start(&dir, &[("DOCKERFLOW_DRAIN_MS", "30000")]);
+    assert_eq!(healthcheck(server.port, None).0, 0);
+    server.signal_term();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while demo_process::get(server.port, "/__lbheartbeat__", &[]).map(|(status, _)| status)
+        != Some(503)
+    {
+        assert!(Instant::now() < deadline, "the demo does not drain");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, stderr, _) = healthcheck(server.port, None);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("503"), "{stderr}");
 }
 
 #[test]
