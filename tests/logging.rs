@@ -693,7 +693,7 @@ async fn the_error_endpoint_logs_a_severity_3_line_with_the_request_id() {
         .find(|l| l["Type"] != "request.summary")
         .unwrap_or_else(|| panic!("an error line in {lines:#?}"));
     assert_eq!(error["Severity"], 3);
-    assert_eq!(error["Type"], "dockerflow::views");
+    assert_eq!(error["Type"], "dockerflow::endpoints");
     assert!(error["Fields"]["msg"]
         .as_str()
         .unwrap()

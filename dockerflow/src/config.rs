@@ -1,4 +1,7 @@
-//! Every setting, from code ([`Builder`]) or the environment (`DOCKERFLOW_*`); code wins.
+//! Every setting, from code ([`Builder`](crate::Builder)) or the environment
+//! (`DOCKERFLOW_*`): one path for each, "the value set in code, else the variable, then
+//! validate", so that a bad value stops start-up with a message naming where it came from and
+//! what is accepted.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,11 +11,8 @@ use std::time::Duration;
 use actix_web::http::header::HeaderName;
 use actix_web::http::StatusCode;
 
-use crate::check::{Check, Level};
+use crate::check::Level;
 use crate::error::StartupError;
-use crate::liveness::LivenessCondition;
-use crate::version::CompiledVersion;
-use crate::Dockerflow;
 
 /// The environment variables and what they set; an empty value counts as unset.
 pub mod env {
@@ -134,296 +134,198 @@ impl fmt::Debug for Config {
     }
 }
 
-/// Builds a [`Dockerflow`]: settings in code (which win over the environment), checks that are
-/// not annotated functions (the built-in ones), and secrets to redact.
-///
-/// ```
-/// use std::time::Duration;
-/// use dockerflow::{Dockerflow, Level};
-///
-/// let dockerflow = Dockerflow::builder()
-///     .fail_level(Level::Error)
-///     .failed_status(503)
-///     .check_timeout(Duration::from_millis(500))
-///     .build()?;
-/// assert_eq!(dockerflow.config().fail_level(), Level::Error);
-/// # Ok::<(), dockerflow::StartupError>(())
-/// ```
+/// The settings given in code; `None` leaves a setting to its variable, then its default. (No
+/// `Debug`: it holds the details token.)
 #[derive(Default)]
-#[must_use = "call .build() to get a Dockerflow"]
-pub struct Builder {
-    version_file: Option<PathBuf>,
-    fail_level: Option<Level>,
-    failed_status: Option<u16>,
-    show_details: Option<bool>,
-    details_token: Option<String>,
-    silenced: Option<Vec<String>>,
-    check_timeout: Option<Duration>,
-    cache_ttl: Option<Duration>,
-    request_id_header: Option<String>,
-    enable_error_endpoint: Option<bool>,
-    log_querystring: Option<bool>,
-    drain: Option<Duration>,
-    liveness: Vec<LivenessCondition>,
-    compiled_version: Option<CompiledVersion>,
-    checks: Vec<Check>,
-    only_checks: Option<Vec<String>>,
-    secrets: Vec<String>,
-    environment: Option<HashMap<String, String>>,
+pub(crate) struct InCode {
+    pub(crate) version_file: Option<PathBuf>,
+    pub(crate) fail_level: Option<Level>,
+    pub(crate) failed_status: Option<u16>,
+    pub(crate) show_details: Option<bool>,
+    pub(crate) details_token: Option<String>,
+    pub(crate) silenced: Option<Vec<String>>,
+    pub(crate) check_timeout: Option<Duration>,
+    pub(crate) cache_ttl: Option<Duration>,
+    pub(crate) request_id_header: Option<String>,
+    pub(crate) enable_error_endpoint: Option<bool>,
+    pub(crate) log_querystring: Option<bool>,
+    pub(crate) drain: Option<Duration>,
 }
 
-impl Builder {
-    /// The path of version.json.
-    pub fn version_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.version_file = Some(path.into());
-        self
+impl Config {
+    /// Every setting: from `code`, else from `vars` (the process environment when `None`), else
+    /// its default; each checked the same way wherever it came from.
+    pub(crate) fn resolve(
+        code: InCode,
+        vars: Option<&HashMap<String, String>>,
+    ) -> Result<Config, StartupError> {
+        let env = Env(vars);
+        let failed_status = FAILED_STATUS.resolve(code.failed_status, &env, 500)?;
+        let request_id_header =
+            REQUEST_ID_HEADER.resolve(code.request_id_header, &env, "X-Request-Id".to_owned())?;
+        Ok(Config {
+            version_file: VERSION_FILE.resolve(code.version_file.map(Some), &env, None)?,
+            fail_level: FAIL_LEVEL.resolve(code.fail_level, &env, Level::Warning)?,
+            failed_status: StatusCode::from_u16(failed_status).expect("checked to be 400 to 599"),
+            show_details: bool_setting(env::SHOW_DETAILS, "Builder::show_details").resolve(
+                code.show_details,
+                &env,
+                false,
+            )?,
+            details_token: DETAILS_TOKEN.resolve(code.details_token.map(Some), &env, None)?,
+            silenced: SILENCED.resolve(code.silenced, &env, Vec::new())?,
+            check_timeout: CHECK_TIMEOUT.resolve(
+                code.check_timeout,
+                &env,
+                Duration::from_secs(3),
+            )?,
+            cache_ttl: CACHE_TTL.resolve(code.cache_ttl, &env, Duration::from_secs(1))?,
+            request_id_header: HeaderName::try_from(request_id_header)
+                .expect("checked to be a header name"),
+            enable_error_endpoint: bool_setting(
+                env::ENABLE_ERROR_ENDPOINT,
+                "Builder::enable_error_endpoint",
+            )
+            .resolve(code.enable_error_endpoint, &env, false)?,
+            log_querystring: code.log_querystring.unwrap_or(false),
+            drain: DRAIN.resolve(code.drain, &env, Duration::ZERO)?,
+        })
     }
+}
 
-    /// The lowest level that fails the heartbeat: `Warning` (the default), `Error` or `Critical`.
-    pub fn fail_level(mut self, level: Level) -> Self {
-        self.fail_level = Some(level);
-        self
-    }
+/// One setting: its variable, its builder method, what it accepts, how its text is read, and
+/// what a value must be (set in code or read from the variable alike).
+struct Setting<T> {
+    var: &'static str,
+    method: &'static str,
+    expected: &'static str,
+    parse: fn(&str) -> Option<T>,
+    valid: fn(&T) -> bool,
+}
 
-    /// The status code of a failed heartbeat, 400 to 599 (default 500).
-    pub fn failed_status(mut self, status: u16) -> Self {
-        self.failed_status = Some(status);
-        self
-    }
-
-    /// Shows `checks` and `details` to every caller.
-    pub fn show_details(mut self, show: bool) -> Self {
-        self.show_details = Some(show);
-        self
-    }
-
-    /// Shows `checks` and `details` to requests carrying `Authorization: Bearer <token>`.
-    pub fn details_token(mut self, token: impl Into<String>) -> Self {
-        self.details_token = Some(token.into());
-        self
-    }
-
-    /// Drops messages with these ids before levels are computed.
-    pub fn silence<I, S>(mut self, ids: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.silenced = Some(ids.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// The timeout of each check (default 3 s); a check's own `timeout_ms` wins.
-    pub fn check_timeout(mut self, timeout: Duration) -> Self {
-        self.check_timeout = Some(timeout);
-        self
-    }
-
-    /// How long a finished run is reused (default 1 s); zero shares only runs in flight.
-    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache_ttl = Some(ttl);
-        self
-    }
-
-    /// The request id header (default `X-Request-Id`).
-    pub fn request_id_header(mut self, name: impl Into<String>) -> Self {
-        self.request_id_header = Some(name.into());
-        self
-    }
-
-    /// Mounts `/__error__`, which logs an error and answers 500.
-    pub fn enable_error_endpoint(mut self, enable: bool) -> Self {
-        self.enable_error_endpoint = Some(enable);
-        self
-    }
-
-    /// Adds `querystring` to `request.summary` log lines (off by default: query strings can
-    /// carry personal data).
-    pub fn log_querystring(mut self, enable: bool) -> Self {
-        self.log_querystring = Some(enable);
-        self
-    }
-
-    /// How long `/__lbheartbeat__` and `/__heartbeat__` answer 503 after SIGTERM, before the
-    /// server stops accepting (default: no draining); see [`Dockerflow::serve`].
-    pub fn drain(mut self, drain: Duration) -> Self {
-        self.drain = Some(drain);
-        self
-    }
-
-    /// Adds a liveness condition: while it holds, `/__lbheartbeat__` answers 500 naming it. See
-    /// [`liveness`](crate::liveness).
-    pub fn liveness(mut self, condition: LivenessCondition) -> Self {
-        self.liveness.push(condition);
-        self
-    }
-
-    /// A version object to serve on `/__version__` when no version file exists; make it with
-    /// [`compiled_version!`](crate::compiled_version).
-    pub fn compiled_version(mut self, version: CompiledVersion) -> Self {
-        self.compiled_version = Some(version);
-        self
-    }
-
-    /// Adds a check that is not an annotated function, such as a built-in one from
-    /// [`checks`](crate::checks).
-    pub fn check(mut self, check: Check) -> Self {
-        self.checks.push(check);
-        self
-    }
-
-    /// Runs only the checks with these names (for a deployment that must skip some).
-    pub fn only_checks<I, S>(mut self, names: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.only_checks = Some(names.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// A secret to mask wherever it might appear in a response or a log line.
-    pub fn redact(mut self, secret: impl Into<String>) -> Self {
-        self.secrets.push(secret.into());
-        self
-    }
-
-    /// Reads settings from these variables instead of the process environment.
-    pub fn environment<I, K, V>(mut self, vars: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        self.environment = Some(
-            vars.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        );
-        self
-    }
-
-    /// Resolves every setting, collects the checks and hooks, and checks them all.
-    pub fn build(self) -> Result<Dockerflow, StartupError> {
-        let env = Env(self.environment.as_ref());
-        let config = Config {
-            version_file: self
-                .version_file
-                .or_else(|| env.get(env::VERSION_FILE).map(PathBuf::from)),
-            fail_level: match self.fail_level {
-                Some(level) => fail_level(level, "Builder::fail_level", level.as_str())?,
-                None => match env.get(env::FAIL_LEVEL) {
-                    Some(text) => {
-                        let level = text
-                            .parse()
-                            .map_err(|_| invalid(env::FAIL_LEVEL, &text, FAIL_LEVELS))?;
-                        fail_level(level, env::FAIL_LEVEL, &text)?
-                    }
-                    None => Level::Warning,
-                },
+impl<T: fmt::Debug> Setting<T> {
+    /// The value set in code, else the variable's, else `default`; then validated.
+    fn resolve(&self, code: Option<T>, env: &Env<'_>, default: T) -> Result<T, StartupError> {
+        match code {
+            Some(value) if (self.valid)(&value) => Ok(value),
+            Some(value) => Err(invalid(self.method, &format!("{value:?}"), self.expected)),
+            None => match env.get(self.var) {
+                None => Ok(default),
+                Some(text) => (self.parse)(&text)
+                    .filter(self.valid)
+                    .ok_or_else(|| invalid(self.var, &text, self.expected)),
             },
-            failed_status: match self.failed_status {
-                Some(code) => failed_status(code, "Builder::failed_status", &code.to_string())?,
-                None => match env.get(env::FAILED_STATUS) {
-                    Some(text) => {
-                        let code = text
-                            .trim()
-                            .parse()
-                            .map_err(|_| invalid(env::FAILED_STATUS, &text, STATUSES))?;
-                        failed_status(code, env::FAILED_STATUS, &text)?
-                    }
-                    None => StatusCode::INTERNAL_SERVER_ERROR,
-                },
-            },
-            show_details: match self.show_details {
-                Some(show) => show,
-                None => env.bool(env::SHOW_DETAILS)?.unwrap_or(false),
-            },
-            details_token: match self.details_token {
-                Some(token) if token.is_empty() => {
-                    return Err(invalid("Builder::details_token", "", "a non-empty token"))
-                }
-                Some(token) => Some(token),
-                None => env.get(env::DETAILS_TOKEN),
-            },
-            silenced: match self.silenced {
-                Some(ids) => ids,
-                None => env
-                    .get(env::SILENCED_CHECKS)
-                    .map(|list| {
-                        list.split(',')
-                            .map(str::trim)
-                            .filter(|id| !id.is_empty())
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            },
-            check_timeout: match self.check_timeout {
-                Some(t) if t.is_zero() => {
-                    return Err(invalid(
-                        "Builder::check_timeout",
-                        "0",
-                        "a timeout of at least 1 ms",
-                    ))
-                }
-                Some(t) => t,
-                None => env
-                    .millis(env::CHECK_TIMEOUT_MS, 1, "at least 1")?
-                    .unwrap_or(Duration::from_secs(3)),
-            },
-            cache_ttl: match self.cache_ttl {
-                Some(t) => t,
-                None => env
-                    .millis(env::CACHE_TTL_MS, 0, "0 turns reuse off")?
-                    .unwrap_or(Duration::from_secs(1)),
-            },
-            drain: match self.drain {
-                Some(t) => t,
-                None => env
-                    .millis(env::DRAIN_MS, 0, "0 stops without draining")?
-                    .unwrap_or(Duration::ZERO),
-            },
-            request_id_header: {
-                let (setting, name) = match self.request_id_header {
-                    Some(name) => ("Builder::request_id_header", name),
-                    None => (
-                        env::REQUEST_ID_HEADER,
-                        env.get(env::REQUEST_ID_HEADER)
-                            .map(|name| name.trim().to_owned())
-                            .unwrap_or_else(|| "X-Request-Id".to_owned()),
-                    ),
-                };
-                HeaderName::try_from(name.as_str()).map_err(|_| {
-                    invalid(
-                        setting,
-                        &name,
-                        "an HTTP header name (letters, digits and -)",
-                    )
-                })?
-            },
-            enable_error_endpoint: match self.enable_error_endpoint {
-                Some(enable) => enable,
-                None => env.bool(env::ENABLE_ERROR_ENDPOINT)?.unwrap_or(false),
-            },
-            log_querystring: self.log_querystring.unwrap_or(false),
-        };
-        for secret in self.secrets.iter().chain(&config.details_token) {
-            crate::redact::add_secret(secret.clone());
         }
-        let checks = crate::registry::checks(self.checks, self.only_checks.as_deref())?;
-        Ok(Dockerflow::new(
-            config,
-            checks,
-            self.liveness,
-            self.compiled_version,
-        ))
     }
 }
 
-const FAIL_LEVELS: &str = "one of warning, error, critical";
-const STATUSES: &str = "an HTTP status code from 400 to 599";
-const BOOLS: &str = "true or false";
+fn any<T>(_: &T) -> bool {
+    true
+}
+
+const VERSION_FILE: Setting<Option<PathBuf>> = Setting {
+    var: env::VERSION_FILE,
+    method: "Builder::version_file",
+    expected: "a path",
+    parse: |text| Some(Some(PathBuf::from(text))),
+    valid: any,
+};
+
+const FAIL_LEVEL: Setting<Level> = Setting {
+    var: env::FAIL_LEVEL,
+    method: "Builder::fail_level",
+    expected: "one of warning, error, critical",
+    parse: |text| text.parse().ok(),
+    valid: |level| *level >= Level::Warning,
+};
+
+const FAILED_STATUS: Setting<u16> = Setting {
+    var: env::FAILED_STATUS,
+    method: "Builder::failed_status",
+    expected: "an HTTP status code from 400 to 599",
+    parse: |text| text.trim().parse().ok(),
+    valid: |code| (400..=599).contains(code),
+};
+
+const DETAILS_TOKEN: Setting<Option<String>> = Setting {
+    var: env::DETAILS_TOKEN,
+    method: "Builder::details_token",
+    expected: "a non-empty token",
+    parse: |text| Some(Some(text.to_owned())),
+    valid: |token| token.as_ref().is_none_or(|t| !t.is_empty()),
+};
+
+const SILENCED: Setting<Vec<String>> = Setting {
+    var: env::SILENCED_CHECKS,
+    method: "Builder::silence",
+    expected: "comma-separated message ids",
+    parse: |text| {
+        Some(
+            text.split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    },
+    valid: any,
+};
+
+const CHECK_TIMEOUT: Setting<Duration> = Setting {
+    var: env::CHECK_TIMEOUT_MS,
+    method: "Builder::check_timeout",
+    expected: "a whole number of milliseconds (at least 1)",
+    parse: millis,
+    valid: |timeout| *timeout >= Duration::from_millis(1),
+};
+
+const CACHE_TTL: Setting<Duration> = Setting {
+    var: env::CACHE_TTL_MS,
+    method: "Builder::cache_ttl",
+    expected: "a whole number of milliseconds (0 turns reuse off)",
+    parse: millis,
+    valid: any,
+};
+
+const DRAIN: Setting<Duration> = Setting {
+    var: env::DRAIN_MS,
+    method: "Builder::drain",
+    expected: "a whole number of milliseconds (0 stops without draining)",
+    parse: millis,
+    valid: any,
+};
+
+const REQUEST_ID_HEADER: Setting<String> = Setting {
+    var: env::REQUEST_ID_HEADER,
+    method: "Builder::request_id_header",
+    expected: "an HTTP header name (letters, digits and -)",
+    parse: |text| Some(text.trim().to_owned()),
+    valid: |name| HeaderName::try_from(name.as_str()).is_ok(),
+};
+
+/// A `true`/`false` setting.
+fn bool_setting(var: &'static str, method: &'static str) -> Setting<bool> {
+    Setting {
+        var,
+        method,
+        expected: "true or false",
+        parse: parse_bool,
+        valid: any,
+    }
+}
+
+/// `true`/`false` (or `1`/`0`), in any case.
+pub(crate) fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn millis(text: &str) -> Option<Duration> {
+    text.trim().parse().ok().map(Duration::from_millis)
+}
 
 fn invalid(setting: &str, value: &str, expected: &str) -> StartupError {
     let mut value = value.to_owned();
@@ -442,26 +344,11 @@ fn invalid(setting: &str, value: &str, expected: &str) -> StartupError {
     }
 }
 
-fn fail_level(level: Level, setting: &str, text: &str) -> Result<Level, StartupError> {
-    if level >= Level::Warning {
-        Ok(level)
-    } else {
-        Err(invalid(setting, text, FAIL_LEVELS))
-    }
-}
-
-fn failed_status(code: u16, setting: &str, text: &str) -> Result<StatusCode, StartupError> {
-    match StatusCode::from_u16(code) {
-        Ok(status) if (400..=599).contains(&code) => Ok(status),
-        _ => Err(invalid(setting, text, STATUSES)),
-    }
-}
-
-/// The process environment, or the variables given to [`Builder::environment`].
+/// The process environment, or the variables given to [`Builder::environment`](crate::Builder::environment).
 struct Env<'a>(Option<&'a HashMap<String, String>>);
 
 impl Env<'_> {
-    /// The variable's value; unset and empty are the same.
+    /// The variable's value; unset and empty (or blank) are the same.
     fn get(&self, name: &str) -> Option<String> {
         let value = match self.0 {
             Some(vars) => vars.get(name).cloned(),
@@ -469,35 +356,12 @@ impl Env<'_> {
         };
         value.filter(|v| !v.trim().is_empty())
     }
-
-    fn bool(&self, name: &str) -> Result<Option<bool>, StartupError> {
-        self.get(name)
-            .map(|text| match text.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => Ok(true),
-                "false" | "0" => Ok(false),
-                _ => Err(invalid(name, &text, BOOLS)),
-            })
-            .transpose()
-    }
-
-    /// A whole number of milliseconds, at least `min`; `note` says what the bound or zero means.
-    fn millis(&self, name: &str, min: u64, note: &str) -> Result<Option<Duration>, StartupError> {
-        self.get(name)
-            .map(|text| match text.trim().parse::<u64>() {
-                Ok(ms) if ms >= min => Ok(Duration::from_millis(ms)),
-                _ => Err(invalid(
-                    name,
-                    &text,
-                    &format!("a whole number of milliseconds ({note})"),
-                )),
-            })
-            .transpose()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Dockerflow;
 
     fn build(vars: &[(&str, &str)]) -> Result<Dockerflow, StartupError> {
         Dockerflow::builder()

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::check::{AppData, Check, CheckContext, CheckMessage, Outcome};
+use crate::config::Config;
 use crate::redact;
 use crate::report::{CheckResult, HeartbeatReport};
 use crate::runtime::{self, Executed};
@@ -23,16 +24,9 @@ pub(crate) const PANIC_ID: &str = "dockerflow.health.E012";
 /// with what it has: the contract promises an answer within the longest timeout plus 250 ms.
 const REQUEST_GRACE: Duration = Duration::from_millis(200);
 
-/// Settings the runner needs.
-pub(crate) struct RunSettings {
-    pub(crate) check_timeout: Duration,
-    pub(crate) cache_ttl: Duration,
-    pub(crate) silenced: Vec<String>,
-}
-
 pub(crate) struct Runner {
     checks: Vec<Check>,
-    settings: RunSettings,
+    config: Config,
     /// The longest timeout of any check: how long a run may take.
     longest_timeout: Duration,
     state: Mutex<RunState>,
@@ -77,16 +71,16 @@ struct Run {
 }
 
 impl Runner {
-    pub(crate) fn new(checks: Vec<Check>, settings: RunSettings) -> Arc<Runner> {
+    pub(crate) fn new(checks: Vec<Check>, config: Config) -> Arc<Runner> {
         runtime::quiet_check_panics();
         let longest_timeout = checks
             .iter()
-            .map(|check| check.timeout.unwrap_or(settings.check_timeout))
+            .map(|check| check.timeout.unwrap_or(config.check_timeout))
             .max()
             .unwrap_or(Duration::ZERO);
         Arc::new(Runner {
             checks,
-            settings,
+            config,
             longest_timeout,
             state: Mutex::default(),
         })
@@ -103,7 +97,7 @@ impl Runner {
         let run = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((finished, report)) = &state.last {
-                if finished.elapsed() < self.settings.cache_ttl {
+                if finished.elapsed() < self.config.cache_ttl {
                     return report.clone();
                 }
             }
@@ -221,7 +215,7 @@ impl Runner {
     }
 
     fn timeout_of(&self, check: &Check) -> Duration {
-        check.timeout.unwrap_or(self.settings.check_timeout)
+        check.timeout.unwrap_or(self.config.check_timeout)
     }
 
     /// What a run of `check` reports, silenced ids dropped and every text redacted.
@@ -280,7 +274,7 @@ impl Runner {
                 )]
             }
         };
-        let silenced = &self.settings.silenced;
+        let silenced = &self.config.silenced;
         messages
             .into_iter()
             .filter(|m| !silenced.iter().any(|id| id == m.id()))

@@ -128,10 +128,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 
+mod builder;
 mod check;
 pub mod checks;
 pub mod config;
+mod dockerflow;
 mod drain;
+mod endpoints;
 mod error;
 mod heartbeat;
 mod hooks;
@@ -141,9 +144,7 @@ pub mod redact;
 mod registry;
 mod report;
 mod runtime;
-mod service;
 mod version;
-mod views;
 
 #[doc(hidden)]
 pub mod __private;
@@ -153,18 +154,19 @@ pub mod __private;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+pub use crate::builder::Builder;
 pub use crate::check::{
     Check, CheckContext, CheckMessage, FromCheckContext, IntoCheckOutcome, Level, MissingData,
     Outcome, ParseLevelError, Prepared,
 };
-pub use crate::config::{Builder, Config};
+pub use crate::config::Config;
+pub use crate::dockerflow::Dockerflow;
+pub use crate::endpoints::configure;
 pub use crate::error::StartupError;
 pub use crate::hooks::FromReport;
 pub use crate::liveness::LivenessCondition;
 pub use crate::report::{CheckResult, HeartbeatReport};
-pub use crate::service::Dockerflow;
 pub use crate::version::CompiledVersion;
-pub use crate::views::configure;
 
 /// Registers a function as a health check of `/__heartbeat__`.
 ///

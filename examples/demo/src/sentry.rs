@@ -83,7 +83,7 @@ impl Reporting {
 }
 
 /// The targets of the `ERROR` lines about a failure [`middleware`] reports.
-const REPORTED_BY_THE_MIDDLEWARE: [&str; 2] = ["dockerflow::views", "request.summary"];
+const REPORTED_BY_THE_MIDDLEWARE: [&str; 2] = ["dockerflow::endpoints", "request.summary"];
 
 /// The actix middleware that reports handler errors answered with a `5xx`, when `enabled`
 /// ([`Reporting::enabled`]); otherwise it does nothing.

@@ -9,8 +9,8 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder,
 use subtle::ConstantTimeEq;
 
 use crate::check::AppData;
+use crate::dockerflow::{Dockerflow, Inner};
 use crate::heartbeat;
-use crate::service::{Dockerflow, Inner};
 use crate::version::VersionAnswer;
 
 /// Mounts the Dockerflow endpoints with the settings of the environment.
@@ -255,7 +255,7 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 /// Logs an error and fails through actix-web's error path, so that error reporters which look
 /// for an actix [`Error`](actix_web::Error) on the response (sentry-actix among them) see it.
 async fn error() -> Result<HttpResponse, TestError> {
-    tracing::error!(target: "dockerflow::views", "/__error__ was called: this error is a test of error reporting");
+    tracing::error!(target: "dockerflow::endpoints", "/__error__ was called: this error is a test of error reporting");
     Err(TestError)
 }
 

@@ -3,10 +3,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::config::{Builder, Config};
+use crate::builder::Builder;
+use crate::config::Config;
 use crate::drain::Draining;
 use crate::error::StartupError;
-use crate::heartbeat::{RunSettings, Runner};
+use crate::heartbeat::Runner;
 use crate::hooks::Hooks;
 use crate::liveness::LivenessCondition;
 use crate::version::{CompiledVersion, VersionFile};
@@ -65,14 +66,7 @@ impl Dockerflow {
         liveness: Vec<LivenessCondition>,
         compiled_version: Option<CompiledVersion>,
     ) -> Self {
-        let runner = Runner::new(
-            checks,
-            RunSettings {
-                check_timeout: config.check_timeout,
-                cache_ttl: config.cache_ttl,
-                silenced: config.silenced.clone(),
-            },
-        );
+        let runner = Runner::new(checks, config.clone());
         Dockerflow {
             inner: Arc::new(Inner {
                 version: VersionFile::new(config.version_file.clone(), compiled_version.as_ref()),
