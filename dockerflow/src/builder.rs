@@ -155,6 +155,36 @@ impl Builder {
         self
     }
 
+    /// The password of a connection URL (`postgres://app:pw@db/app`, `redis://:pw@cache`), as
+    /// written and percent-decoded, to mask wherever it might appear; nothing for a URL without
+    /// one, or text that is not a URL (a SQLite path, say). Drivers echo either form in errors.
+    ///
+    /// ```
+    /// let dockerflow = dockerflow::Dockerflow::builder()
+    ///     .redact_url_password("postgres://app:s%40cret@db/app")
+    ///     .build()?;
+    /// assert_eq!(
+    ///     dockerflow::redact::redact("login as app with s@cret failed"),
+    ///     "login as app with *** failed"
+    /// );
+    /// # Ok::<(), dockerflow::StartupError>(())
+    /// ```
+    pub fn redact_url_password(mut self, url: &str) -> Self {
+        let Some(password) = url::Url::parse(url)
+            .ok()
+            .and_then(|url| url.password().map(str::to_owned))
+            .filter(|password| !password.is_empty())
+        else {
+            return self;
+        };
+        let decoded = percent_encoding::percent_decode_str(&password).decode_utf8_lossy();
+        if decoded != password {
+            self.secrets.push(decoded.into_owned());
+        }
+        self.secrets.push(password);
+        self
+    }
+
     /// Reads settings from these variables instead of the process environment.
     pub fn environment<I, K, V>(mut self, vars: I) -> Self
     where

@@ -161,39 +161,6 @@ pub(crate) fn port(var: impl Fn(&str) -> Option<String>) -> Result<u16, SettingE
     }
 }
 
-/// The password in `scheme://user:password@host...`, as given and percent-decoded.
-pub(crate) fn url_password(url: &str) -> Option<String> {
-    let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let userinfo = &authority[..authority.rfind('@')?];
-    let password = &userinfo[userinfo.find(':')? + 1..];
-    (!password.is_empty()).then(|| password.to_owned())
-}
-
-/// `%xx` escapes decoded (the form a driver may echo).
-pub(crate) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,20 +221,5 @@ mod tests {
             assert!(err.contains(name), "{err}");
             assert!(!err.contains("hunter2"), "{err}");
         }
-    }
-
-    #[test]
-    fn passwords_are_found_in_urls() {
-        assert_eq!(
-            url_password("postgres://app:s%40cret@db/app").as_deref(),
-            Some("s%40cret")
-        );
-        assert_eq!(percent_decode("s%40cret"), "s@cret");
-        assert_eq!(
-            url_password("redis://:pw@cache:6379/0").as_deref(),
-            Some("pw")
-        );
-        assert_eq!(url_password("mysql://root@db/test"), None);
-        assert_eq!(url_password("app.sqlite3"), None);
     }
 }

@@ -75,11 +75,10 @@ impl DatabaseUrl {
         }
     }
 
-    /// The password in the URL, if any.
-    pub(crate) fn password(&self) -> Option<String> {
+    /// The URL (or SQLite path) as given.
+    pub(crate) fn url(&self) -> &str {
         match self {
-            DatabaseUrl::Postgres(url) | DatabaseUrl::Mysql(url) => crate::cli::url_password(url),
-            DatabaseUrl::Sqlite(_) => None,
+            DatabaseUrl::Postgres(url) | DatabaseUrl::Mysql(url) | DatabaseUrl::Sqlite(url) => url,
         }
     }
 }

@@ -96,11 +96,7 @@ fn dockerflow(settings: &Settings) -> Result<Dockerflow, dockerflow::StartupErro
     for check in settings.database.checks() {
         builder = builder.check(check);
     }
-    if let Some(password) = settings.database.password() {
-        builder = builder
-            .redact(cli::percent_decode(&password))
-            .redact(password);
-    }
+    builder = builder.redact_url_password(settings.database.url());
     if let Some(redis) = &settings.redis {
         builder = builder.check(dockerflow::checks::redis_connected());
         if let Some(password) = redis.get_connection_info().redis_settings().password() {
