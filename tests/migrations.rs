@@ -1,6 +1,7 @@
 //! The built-in `check_migrations_applied` against the machine's PostgreSQL and MariaDB and a
 //! SQLite file: a fresh database (every migration pending: W001), one migrated part way, one fully
-//! migrated (ok), one that has a migration this build does not know (W002), and one that cannot be
+//! migrated (ok), one that has a migration this build does not know (I002, info: the old version's
+//! state during a rollout, so the heartbeat still passes), and one that cannot be
 //! reached (I001).
 
 #[path = "fixtures/backends.rs"]
@@ -111,12 +112,15 @@ where
     let (status, body) = heartbeat::<C>(migrations(), Some(pool.clone())).await;
     assert_ok(status, &body);
 
-    // A newer build migrated this database, and this (older) build was deployed over it.
+    // A newer build migrated this database while this (older) build still runs: info, and
+    // the heartbeat passes, so the old pods stay ready during the rollout.
     db.execute(unknown_row);
     let (status, body) = heartbeat::<C>(migrations(), Some(pool.clone())).await;
-    assert_warning(status, &body);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "info", "{body}");
+    assert_eq!(body["details"][MIGRATIONS_APPLIED]["level"], 20, "{body}");
     assert_eq!(
-        messages(&body)[ids::W002],
+        messages(&body)[ids::I002],
         "Database has migration 20990101000000 that this build does not know",
         "{body}"
     );
@@ -222,19 +226,30 @@ async fn no_pool_is_i001() {
 }
 
 #[actix_web::test]
-async fn the_unknown_migration_warning_can_be_silenced() {
+async fn the_unknown_migration_passes_the_heartbeat_as_info_and_can_be_silenced() {
     let db = TempDatabase::new(Backend::Sqlite);
     migrate::<SqliteConnection>(&db, || SQLITE, 2);
     db.execute("INSERT INTO __diesel_schema_migrations (version) VALUES ('20990101000000')");
     let pool: Pool<ConnectionManager<SqliteConnection>> = pool(&db.url());
-    let dockerflow = only(&[MIGRATIONS_APPLIED])
-        .check(checks::migrations_applied::<SqliteConnection>(SQLITE))
-        .silence([ids::W002])
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(pool.clone()));
-    });
-    let answer = get(&srv, "/__heartbeat__").await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let body_and_status = |silenced: &'static [&'static str]| {
+        let pool = pool.clone();
+        async move {
+            let dockerflow = only(&[MIGRATIONS_APPLIED])
+                .check(checks::migrations_applied::<SqliteConnection>(SQLITE))
+                .silence(silenced.iter().copied())
+                .build()
+                .unwrap();
+            let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(web::Data::new(pool.clone()));
+            });
+            let answer = get(&srv, "/__heartbeat__").await;
+            (answer.status, answer.json())
+        }
+    };
+    let (status, body) = body_and_status(&[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "info", "{body}");
+    let (status, body) = body_and_status(&[ids::I002]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ok", "{body}");
 }

@@ -6,7 +6,8 @@ use actix_web::web;
 use diesel::r2d2::{ConnectionManager, R2D2Connection};
 use diesel::{QueryResult, RunQueryDsl};
 
-use super::{ids, shorten, DieselPool, DATABASE_CONNECTED};
+use super::messages::{self, one_line};
+use super::{shorten, DieselPool, DATABASE_CONNECTED};
 use crate::check::{Check, CheckContext, CheckMessage, Prepared};
 use crate::redact::redact;
 
@@ -152,10 +153,7 @@ pub fn database_connected<C: DatabaseConnection>() -> Check {
         let timeout = ctx.timeout();
         match find_pool::<C>(ctx) {
             Some(pool) => Prepared::blocking(move || check_database_connected(&pool, timeout)),
-            None => super::report(vec![CheckMessage::error(
-                ids::E003,
-                misconfigured(&missing_pool::<C>()),
-            )]),
+            None => super::report(vec![messages::misconfigured(&missing_pool::<C>())]),
         }
     })
 }
@@ -191,19 +189,7 @@ pub fn check_database_connected<C: DatabaseConnection>(
     };
     match C::run_usable_query(&mut conn) {
         Ok(()) => Vec::new(),
-        Err(err) => {
-            let reason = one_line(&redact(&err.to_string()));
-            tracing::warn!(
-                target: "dockerflow::checks",
-                check = DATABASE_CONNECTED,
-                reason = %reason,
-                "a pooled database connection failed the trivial query"
-            );
-            vec![
-                CheckMessage::error(ids::E002, "Database connection is not usable")
-                    .with_hint(reason),
-            ]
-        }
+        Err(err) => vec![messages::not_usable(&one_line(&redact(&err.to_string())))],
     }
 }
 
@@ -217,14 +203,7 @@ pub(super) fn find_pool<C: DatabaseConnection>(ctx: &CheckContext<'_>) -> Option
 /// The reason E003 (and I001) give when the app has no pool for `C`: what to add.
 pub(super) fn missing_pool<C>() -> String {
     let conn = shorten(std::any::type_name::<C>());
-    format!(
-        "no database pool in the app data: add web::Data<r2d2::Pool<ConnectionManager<{conn}>>> \
-         with App::app_data(web::Data::new(pool))"
-    )
-}
-
-pub(super) fn misconfigured(reason: &str) -> String {
-    format!("Database misconfigured: \"{reason}\"")
+    messages::missing_pool(&format!("r2d2::Pool<ConnectionManager<{conn}>>"))
 }
 
 /// Why no connection came out of the pool.
@@ -267,20 +246,15 @@ impl CheckoutFailure {
 
     fn into_message(self) -> CheckMessage {
         match self {
-            CheckoutFailure::Misconfigured(reason) => {
-                CheckMessage::error(ids::E003, misconfigured(&reason))
-            }
-            failure => CheckMessage::error(
-                ids::E001,
-                format!("Could not connect to database: {}", failure.reason()),
-            ),
+            CheckoutFailure::Misconfigured(reason) => messages::misconfigured(&reason),
+            failure => messages::cannot_connect(&failure.reason()),
         }
     }
 
     /// A failure from a driver's text: E003 when it says the URL is wrong, E001 otherwise.
     fn from_driver(text: &str) -> Self {
         let mut reason = one_line(&redact(text));
-        if reason == SQLITE_BAD_URI {
+        if SQLITE_BAD_URI.contains(&reason.as_str()) {
             reason.push_str(" (SQLite rejected the URI or one of its parameters)");
         }
         if is_misconfiguration(&reason) {
@@ -324,14 +298,7 @@ pub(super) fn pool_wait<C: DatabaseConnection>(
     timeout: Duration,
     share: f64,
 ) -> Duration {
-    wait_for(pool.connection_timeout(), timeout, share)
-}
-
-fn wait_for(pool_timeout: Duration, check_timeout: Duration, share: f64) -> Duration {
-    check_timeout
-        .mul_f64(share)
-        .min(pool_timeout)
-        .max(Duration::from_millis(1))
+    messages::pool_wait(pool.connection_timeout(), timeout, share)
 }
 
 /// Driver texts that mean the URL itself is wrong, not that the server is away: libpq's
@@ -355,42 +322,22 @@ const MISCONFIGURATION: &[&str] = &[
 
 /// What diesel reports when `sqlite3_open_v2` fails with `SQLITE_ERROR` (a file that cannot
 /// be opened is `unable to open database file`): only a URI it cannot use (`?mode=sometimes`,
-/// an unknown `vfs`) does that.
-const SQLITE_BAD_URI: &str = "SQL logic error";
+/// an unknown `vfs`) does that. The text depends on the `libsqlite3-sys` in the build: SQLite's
+/// own `sqlite3_errstr` since 0.31, a table of its own before (which sqlx-sqlite 0.8 pins, and a
+/// build has one version of it for diesel and sqlx alike).
+const SQLITE_BAD_URI: &[&str] = &["SQL logic error", "SQL error or missing database"];
 
 fn is_misconfiguration(reason: &str) -> bool {
     let lower = reason.to_ascii_lowercase();
-    reason.starts_with(SQLITE_BAD_URI)
+    SQLITE_BAD_URI.iter().any(|text| reason.starts_with(text))
         || MISCONFIGURATION.iter().any(|pattern| lower.contains(pattern))
         // libpq: `invalid sslmode value: "x"`, `invalid target_session_attrs value: "x"`, ...
         || (lower.contains("invalid ") && lower.contains(" value: \""))
 }
 
-/// Driver texts span lines (libpq adds a tab-indented hint): one line, single spaces.
-pub(super) fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_pool_waits_less_than_the_check() {
-        let three = Duration::from_secs(3);
-        assert_eq!(
-            wait_for(Duration::from_secs(30), three, 0.75),
-            Duration::from_millis(2250)
-        );
-        assert_eq!(
-            wait_for(Duration::from_millis(500), three, 0.75),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            wait_for(Duration::from_secs(30), Duration::from_millis(1), 0.75),
-            Duration::from_millis(1)
-        );
-    }
 
     #[test]
     fn malformed_urls_are_told_apart_from_unreachable_servers() {
@@ -400,6 +347,7 @@ mod tests {
             "invalid sslmode value: \"sometimes\"",
             "MySQL connection URLs must be in the form `mysql://[[user]:[password]@]host[:port][/database][?unix_socket=socket-path]`",
             "SQL logic error (SQLite rejected the URI or one of its parameters)",
+            "SQL error or missing database (SQLite rejected the URI or one of its parameters)",
         ] {
             assert!(is_misconfiguration(text), "{text}");
         }
@@ -409,16 +357,9 @@ mod tests {
             "Access denied for user 'app'@'localhost' (using password: YES)",
             "Can't connect to server on '127.0.0.1' (115)",
             "unable to open database file",
+            "Unable to open the database file",
         ] {
             assert!(!is_misconfiguration(text), "{text}");
         }
-    }
-
-    #[test]
-    fn driver_text_becomes_one_line() {
-        assert_eq!(
-            one_line("failed: Connection refused\n\tIs the server running?\n"),
-            "failed: Connection refused Is the server running?"
-        );
     }
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use diesel::migration::MigrationSource;
 
-use super::database::{checkout, find_pool, missing_pool, one_line, pool_wait, DatabaseConnection};
-use super::{ids, DieselPool, MIGRATIONS_APPLIED};
+use super::database::{checkout, find_pool, missing_pool, pool_wait, DatabaseConnection};
+use super::messages::{self, one_line};
+use super::{DieselPool, MIGRATIONS_APPLIED};
 use crate::check::{Check, CheckContext, CheckMessage, Prepared};
 use crate::redact::redact;
 
@@ -19,11 +20,11 @@ use crate::redact::redact;
 /// | finding | id | level | message |
 /// |---|---|---|---|
 /// | a migration the database has not applied, one message each | `dockerflow.health.W001` | warning | `Unapplied migration <name>` |
-/// | a migration the database has applied that this build does not know, one message each | `dockerflow.health.W002` | warning | `Database has migration <version> that this build does not know` |
+/// | a migration the database has applied that this build does not know, one message each | `dockerflow.health.I002` | info | `Database has migration <version> that this build does not know` |
 /// | the database cannot be reached (or the app has no pool) | `dockerflow.health.I001` | info | `Can't connect to database to check migrations` |
 ///
-/// W002 is what a rollback deployed over a newer schema looks like; see
-/// [the module docs](super#migrations-the-build-does-not-know) for why it is a warning.
+/// I002 is the normal state of the old version while a newer one rolls out; see
+/// [the module docs](super#migrations-the-build-does-not-know) for why it is only `info`.
 /// I001 is only `info` because `check_database_connected` already reports the database being
 /// away as an error; the reason is logged.
 ///
@@ -54,10 +55,9 @@ pub fn migrations_applied<C: DatabaseConnection>(
                 let migrations = Arc::clone(&migrations);
                 Prepared::blocking(move || check_migrations_applied(&pool, &*migrations, timeout))
             }
-            None => {
-                log_cannot_check(&missing_pool::<C>());
-                super::report(vec![cannot_check()])
-            }
+            None => super::report(vec![
+                messages::cannot_check_migrations(&missing_pool::<C>()),
+            ]),
         }
     })
 }
@@ -102,82 +102,7 @@ where
         });
     let applied = match applied {
         Ok(applied) => applied,
-        Err(reason) => {
-            log_cannot_check(&reason);
-            return vec![cannot_check()];
-        }
+        Err(reason) => return vec![messages::cannot_check_migrations(&reason)],
     };
-    compare(&known, &applied)
-}
-
-/// W001 for each known migration not applied, W002 for each applied one not known, in version
-/// order.
-fn compare(known: &BTreeMap<String, String>, applied: &[String]) -> Vec<CheckMessage> {
-    let mut messages: Vec<CheckMessage> = known
-        .iter()
-        .filter(|(version, _)| !applied.contains(version))
-        .map(|(_, name)| CheckMessage::warning(ids::W001, format!("Unapplied migration {name}")))
-        .collect();
-    let mut unknown: Vec<&String> = applied
-        .iter()
-        .filter(|version| !known.contains_key(*version))
-        .collect();
-    unknown.sort();
-    unknown.dedup();
-    messages.extend(unknown.into_iter().map(|version| {
-        CheckMessage::warning(
-            ids::W002,
-            format!("Database has migration {version} that this build does not know"),
-        )
-    }));
-    messages
-}
-
-fn cannot_check() -> CheckMessage {
-    CheckMessage::info(ids::I001, "Can't connect to database to check migrations")
-}
-
-fn log_cannot_check(reason: &str) {
-    tracing::info!(
-        target: "dockerflow::checks",
-        check = MIGRATIONS_APPLIED,
-        reason = %reason,
-        "cannot check migrations"
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pending_and_unknown_migrations_are_reported_in_version_order() {
-        let known: BTreeMap<String, String> = [
-            ("20240101000000", "2024-01-01-000000_create_users"),
-            ("20240201000000", "2024-02-01-000000_add_email"),
-            ("20240301000000", "2024-03-01-000000_add_index"),
-        ]
-        .into_iter()
-        .map(|(v, n)| (v.to_owned(), n.to_owned()))
-        .collect();
-        let applied = vec!["20240101000000".to_owned(), "20250101000000".to_owned()];
-        let found: Vec<(String, String)> = compare(&known, &applied)
-            .into_iter()
-            .map(|m| (m.id().to_owned(), m.msg().to_owned()))
-            .collect();
-        assert_eq!(
-            found,
-            [
-                (ids::W001, "Unapplied migration 2024-02-01-000000_add_email"),
-                (ids::W001, "Unapplied migration 2024-03-01-000000_add_index"),
-                (
-                    ids::W002,
-                    "Database has migration 20250101000000 that this build does not know"
-                ),
-            ]
-            .map(|(id, msg)| (id.to_owned(), msg.to_owned()))
-        );
-        let all: Vec<String> = known.keys().cloned().collect();
-        assert!(compare(&known, &all).is_empty());
-    }
+    messages::compare_migrations(&known, &applied)
 }

@@ -1,32 +1,34 @@
 //! Built-in checks, each behind the feature of the client it talks to. Add one with
 //! [`Builder::check`](crate::Builder::check); it finds the pool or client in the app data.
 //!
-//! | check | feature | needs in the app data | turn it on |
-//! |---|---|---|---|
-//! | `check_database_connected` | `postgres`, `mysql`, `sqlite` | `web::Data<r2d2::Pool<ConnectionManager<C>>>` | `.check(checks::database_connected::<C>())` |
-//! | `check_migrations_applied` | `postgres`, `mysql`, `sqlite` | the same pool | `.check(checks::migrations_applied::<C>(MIGRATIONS))` |
-//! | `check_redis_connected` | `redis` | `web::Data<redis::Client>` | `.check(checks::redis_connected())` |
+//! | check | family | feature | needs in the app data | turn it on |
+//! |---|---|---|---|---|
+//! | `check_database_connected` | diesel over r2d2 | `postgres`, `mysql`, `sqlite` | `web::Data<r2d2::Pool<ConnectionManager<C>>>` | `.check(checks::database_connected::<C>())` |
+//! | `check_migrations_applied` | diesel over r2d2 | `postgres`, `mysql`, `sqlite` | the same pool | `.check(checks::migrations_applied::<C>(MIGRATIONS))` |
+//! | `check_redis_connected` | redis-rs | `redis` | `web::Data<redis::Client>` | `.check(checks::redis_connected())` |
 //!
 //! Their names, ids, levels and messages are those of python-dockerflow's Django checks (the
-//! ids are in [`ids`]). A check whose pool or client is missing from the app data says so, naming
-//! the type to add (`dockerflow.health.E003` or `E006`); nothing panics, and every failure is a
-//! message. Database work runs on the blocking pool, Redis on dockerflow's check runtime, and
-//! each waits for its server a little less than the check's timeout, so that a server that does
-//! not answer is reported with the driver's reason rather than as a timed-out check.
+//! ids are in [`ids`]); both database families build them in one place, so they say the same
+//! thing for the same finding. A check whose pool or client is missing from the app data says
+//! so, naming the type to add (`dockerflow.health.E003` or `E006`); nothing panics, and every
+//! failure is a message. diesel's work runs on the blocking pool, Redis' on
+//! dockerflow's check runtime, and each waits for its server a little less than the check's
+//! timeout, so that a server that does not answer is reported with the driver's reason rather
+//! than as a timed-out check.
 //!
 //! # Migrations the build does not know
 //!
-//! Besides one `dockerflow.health.W001` per migration the database has not applied,
+//! Besides one `dockerflow.health.W001` (warning) per migration the database has not applied,
 //! `check_migrations_applied` reports each migration the database *has* applied but this build
-//! does not embed, as `dockerflow.health.W002` at level **warning**. That is what a rollback
-//! looks like when it is deployed over a schema that a newer release already migrated: the old
-//! code runs against tables it was not written for (a column it does not fill, a constraint it
-//! does not expect), and requests fail in ways no other check sees. It is a warning, like a
-//! pending migration, and not an error, because the database itself is fine and the fix is a
-//! deliberate decision (roll forward, or revert the migration); with the default fail level it
-//! still fails the heartbeat, so a deployment system holds the rollout. A deployment that runs
-//! old code over a newer schema on purpose can silence it with
-//! `DOCKERFLOW_SILENCED_CHECKS=dockerflow.health.W002`.
+//! does not know, as `dockerflow.health.I002` at level **info**. That is the normal state of
+//! every pod of the old version in an expand/contract rollout, from the moment the migration
+//! job of the new version finishes: were it a warning, the default fail level would make all of
+//! them answer 500 at once, and with the heartbeat as readiness probe a Service could be left
+//! with no ready pod. It shows in `details` (and in the status, `info`) without failing the
+//! heartbeat. A pending migration (W001) stays a warning: this build needs a migration that has
+//! not run, and that should hold a rollout. To fail on I002 too (a rollback deployed over a
+//! schema it was not written for), alert on the `info` status or the id, or check it in a check
+//! of your own.
 //!
 //! # Secrets
 //!
@@ -80,6 +82,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(feature = "diesel-checks")]
 mod database;
 #[cfg(feature = "diesel-checks")]
+mod messages;
+#[cfg(feature = "diesel-checks")]
 mod migrations;
 #[cfg(feature = "redis")]
 mod redis;
@@ -104,7 +108,7 @@ pub const MIGRATIONS_APPLIED: &str = "check_migrations_applied";
 pub const REDIS_CONNECTED: &str = "check_redis_connected";
 
 /// The message ids of the built-in checks, to silence some in code
-/// (`Builder::silence([ids::W002])`) or to match in tests.
+/// (`Builder::silence([ids::I002])`) or to match in tests.
 pub mod ids {
     /// `check_database_connected`, error: `Could not connect to database: <reason>`.
     pub const E001: &str = "dockerflow.health.E001";
@@ -122,9 +126,10 @@ pub mod ids {
     pub const I001: &str = "dockerflow.health.I001";
     /// `check_migrations_applied`, warning: `Unapplied migration <name>`, one per migration.
     pub const W001: &str = "dockerflow.health.W001";
-    /// `check_migrations_applied`, warning: `Database has migration <version> that this build
-    /// does not know`, one per migration.
-    pub const W002: &str = "dockerflow.health.W002";
+    /// `check_migrations_applied`, info: `Database has migration <version> that this build
+    /// does not know`, one per migration (normal during a rollout, so never a failure by
+    /// default).
+    pub const I002: &str = "dockerflow.health.I002";
     /// Any check, error: `Check timed out after <n> ms`.
     pub const E011: &str = crate::heartbeat::TIMEOUT_ID;
     /// Any check, critical: `Check panicked`.
