@@ -5,13 +5,20 @@
 //! |---|---|---|---|---|
 //! | `check_database_connected` | diesel over r2d2 | `postgres`, `mysql`, `sqlite` | `web::Data<r2d2::Pool<ConnectionManager<C>>>` | `.check(checks::database_connected::<C>())` |
 //! | `check_migrations_applied` | diesel over r2d2 | `postgres`, `mysql`, `sqlite` | the same pool | `.check(checks::migrations_applied::<C>(MIGRATIONS))` |
+//! | `check_database_connected` | sqlx | `sqlx-postgres`, `sqlx-mysql`, `sqlx-sqlite` | `web::Data<sqlx::Pool<DB>>` | `.check(checks::sqlx_database_connected::<DB>())` |
+//! | `check_migrations_applied` | sqlx | `sqlx-postgres`, `sqlx-mysql`, `sqlx-sqlite` | the same pool | `.check(checks::sqlx_migrations_applied::<DB>(&MIGRATOR))` |
 //! | `check_redis_connected` | redis-rs | `redis` | `web::Data<redis::Client>` | `.check(checks::redis_connected())` |
+//!
+//! `C` is diesel's `PgConnection`, `MysqlConnection` or `SqliteConnection`; `DB` is sqlx's
+//! `Postgres`, `MySql` or `Sqlite`. An app uses one family for a database: both register the
+//! same check names. The sqlx features turn on sqlx's features of the same name (`sqlite` is
+//! SQLite bundled, as sqlx recommends) with the tokio runtime; TLS is the app's choice.
 //!
 //! Their names, ids, levels and messages are those of python-dockerflow's Django checks (the
 //! ids are in [`ids`]); both database families build them in one place, so they say the same
 //! thing for the same finding. A check whose pool or client is missing from the app data says
 //! so, naming the type to add (`dockerflow.health.E003` or `E006`); nothing panics, and every
-//! failure is a message. diesel's work runs on the blocking pool, Redis' on
+//! failure is a message. diesel's work runs on the blocking pool, sqlx's and Redis' on
 //! dockerflow's check runtime, and each waits for its server a little less than the check's
 //! timeout, so that a server that does not answer is reported with the driver's reason rather
 //! than as a timed-out check.
@@ -81,12 +88,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(feature = "diesel-checks")]
 mod database;
-#[cfg(feature = "diesel-checks")]
+#[cfg(any(feature = "diesel-checks", feature = "sqlx-checks"))]
 mod messages;
 #[cfg(feature = "diesel-checks")]
 mod migrations;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sqlx-checks")]
+mod sqlx_database;
+#[cfg(feature = "sqlx-checks")]
+mod sqlx_migrations;
 
 #[cfg(feature = "diesel-checks")]
 pub use self::database::{check_database_connected, database_connected, DatabaseConnection};
@@ -94,6 +105,12 @@ pub use self::database::{check_database_connected, database_connected, DatabaseC
 pub use self::migrations::{check_migrations_applied, migrations_applied};
 #[cfg(feature = "redis")]
 pub use self::redis::{check_redis_connected, redis_connected, redis_connected_to};
+#[cfg(feature = "sqlx-checks")]
+pub use self::sqlx_database::{
+    check_sqlx_database_connected, sqlx_database_connected, SqlxDatabase,
+};
+#[cfg(feature = "sqlx-checks")]
+pub use self::sqlx_migrations::{check_sqlx_migrations_applied, sqlx_migrations_applied};
 
 /// The pool type the database checks look for in the app data, for a diesel connection `C`:
 /// `r2d2::Pool<diesel::r2d2::ConnectionManager<C>>`.
@@ -137,13 +154,13 @@ pub mod ids {
 }
 
 /// A run that reports `messages` without doing anything (the check cannot start).
-#[cfg(any(feature = "diesel-checks", feature = "redis"))]
+#[cfg(any(feature = "diesel-checks", feature = "sqlx-checks", feature = "redis"))]
 fn report(messages: Vec<crate::CheckMessage>) -> crate::Prepared {
     crate::Prepared::future(std::future::ready(messages))
 }
 
 /// `diesel::pg::connection::PgConnection` reads better as `PgConnection`.
-#[cfg(feature = "diesel-checks")]
+#[cfg(any(feature = "diesel-checks", feature = "sqlx-checks"))]
 fn shorten(type_name: &str) -> &str {
     type_name.rsplit("::").next().unwrap_or(type_name)
 }
