@@ -175,6 +175,41 @@ async fn sqlx_pool_registered_bare_is_found_too() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 }
 
+#[actix_web::test]
+async fn sqlx_pool_shared_by_the_apps_handlers_and_the_checks_serves_both() {
+    // The checks open connections on dockerflow's threads, the app's handlers on actix's
+    // workers; the pool hands each side's connections to the other.
+    async fn widgets(pool: web::Data<Pool<Postgres>>) -> String {
+        let n: i32 = sqlx::query_scalar("SELECT 41 + 1")
+            .fetch_one(pool.get_ref())
+            .await
+            .unwrap();
+        n.to_string()
+    }
+    let db = TempDatabase::new(Backend::Postgres);
+    let pool: Pool<Postgres> = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy(&db.url())
+        .unwrap();
+    let dockerflow = only(&[DATABASE_CONNECTED])
+        .check(checks::sqlx_database_connected::<Postgres>())
+        .show_details(true)
+        .cache_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(pool.clone()))
+            .route("/widgets", web::get().to(widgets));
+    });
+    for _ in 0..3 {
+        let answer = get(&srv, "/__heartbeat__").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let answer = get(&srv, "/widgets").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_eq!(answer.text(), "42");
+    }
+}
+
 // E001: no connection.
 
 #[actix_web::test]
