@@ -1,4 +1,4 @@
-//! Issue 14: the sqlx built-ins, `check_database_connected` and `check_migrations_applied` for a
+//! The sqlx built-ins (docs/CONTRACT.md, "Checks"), `check_database_connected` and `check_migrations_applied` for a
 //! `sqlx::Pool`, against the machine's PostgreSQL and MariaDB and a SQLite file. Every id is
 //! provoked for real: a closed port, a server that never answers, a password the private scram
 //! PostgreSQL refuses, a login MariaDB refuses, settings sqlx calls a misconfiguration, a
