@@ -210,6 +210,46 @@ async fn sqlx_pool_shared_by_the_apps_handlers_and_the_checks_serves_both() {
     }
 }
 
+#[actix_web::test]
+async fn sqlx_connections_the_check_opened_outlive_its_dockerflow() {
+    // A Dockerflow that is dropped ends its check threads. The connection the check opened
+    // went back into the app's pool, and must still work for the app afterwards.
+    let db = TempDatabase::new(Backend::Postgres);
+    let pool: Pool<Postgres> = PgPoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .connect_lazy(&db.url())
+        .unwrap();
+    {
+        let dockerflow = only(&[DATABASE_CONNECTED])
+            .check(checks::sqlx_database_connected::<Postgres>())
+            .build()
+            .unwrap();
+        let app = actix_web::test::init_service(
+            actix_web::App::new()
+                .app_data(web::Data::new(pool.clone()))
+                .configure(|cfg| dockerflow.configure(cfg)),
+        )
+        .await;
+        let request = actix_web::test::TestRequest::get()
+            .uri("/__heartbeat__")
+            .to_request();
+        let response = actix_web::test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // The app and its Dockerflow are gone; give the check's thread time to end.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pool.size(), 1, "the check's connection is in the pool");
+    let n: i32 = tokio::time::timeout(
+        Duration::from_secs(10),
+        sqlx::query_scalar("SELECT 41 + 1").fetch_one(&pool),
+    )
+    .await
+    .expect("the pool's connection answers in time")
+    .expect("the pool's connection works");
+    assert_eq!(n, 42);
+}
+
 // E001: no connection.
 
 #[actix_web::test]
@@ -453,7 +493,7 @@ async fn killed_session<DB: SqlxDatabase>(backend: Backend) {
     assert_eq!(before.status, StatusCode::OK, "{}", before.text());
 
     db.kill_sessions();
-    std::thread::sleep(Duration::from_millis(300));
+    sessions_gone(&db).await;
 
     let after = get(&srv, "/__heartbeat__").await;
     let body = after.json();
@@ -466,6 +506,50 @@ async fn killed_session<DB: SqlxDatabase>(backend: Backend) {
     // The broken connection was not put back: the next run opens a new one.
     let again = get(&srv, "/__heartbeat__").await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+}
+
+/// Waits until the server has ended every session on `db` (a killed backend can take a while to
+/// go on a loaded machine), so the pool's idle connection is dead for sure.
+async fn sessions_gone(db: &TempDatabase) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: i64 = match db.backend {
+            Backend::Postgres => {
+                let mut admin =
+                    sqlx::PgConnection::connect(&format!("{}/postgres", backends::PG_SERVER))
+                        .await
+                        .unwrap();
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(&db.name)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap()
+            }
+            Backend::Mysql => {
+                let mut admin =
+                    sqlx::MySqlConnection::connect(&format!("{}/test", backends::MYSQL_SERVER))
+                        .await
+                        .unwrap();
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.processlist WHERE db = ?",
+                )
+                .bind(&db.name)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap()
+            }
+            Backend::Sqlite => unreachable!("SQLite has no sessions"),
+        };
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} sessions still on {}",
+            db.name
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[actix_web::test]

@@ -18,8 +18,9 @@
 //! ids are in [`ids`]); both database families build them in one place, so they say the same
 //! thing for the same finding. A check whose pool or client is missing from the app data says
 //! so, naming the type to add (`dockerflow.health.E003` or `E006`); nothing panics, and every
-//! failure is a message. diesel's work runs on the blocking pool, sqlx's and Redis' on
-//! dockerflow's check runtime, and each waits for its server a little less than the check's
+//! failure is a message. diesel's work runs on the blocking pool, Redis' on the check's own
+//! thread, sqlx's on a runtime that outlives the checks (the connections it opens go back into
+//! the app's pool and must keep working there), and each waits for its server a little less than the check's
 //! timeout, so that a server that does not answer is reported with the driver's reason rather
 //! than as a timed-out check.
 //!

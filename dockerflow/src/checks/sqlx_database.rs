@@ -1,6 +1,9 @@
 //! `check_database_connected` for sqlx: a connection from the app's `sqlx::Pool` answers a
-//! trivial query. Async all the way, on dockerflow's check runtime.
+//! trivial query. Async all the way, on a runtime that lives as long as the process (see
+//! [`on_pool_runtime`]).
 
+use std::future::Future;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use actix_web::web;
@@ -123,8 +126,9 @@ sqlx_database!(
 /// texts), async all the way.
 ///
 /// It takes a connection from the app's `web::Data<sqlx::Pool<DB>>` (a bare `sqlx::Pool<DB>`
-/// registered with `App::app_data` is found too) and runs a trivial query, on dockerflow's
-/// check runtime:
+/// registered with `App::app_data` is found too) and runs a trivial query, on a runtime of
+/// dockerflow's that lives as long as the process, so that the connections it opens for the
+/// pool keep working for the app's handlers whatever becomes of the check:
 ///
 /// | finding | id | message |
 /// |---|---|---|
@@ -194,6 +198,14 @@ pub async fn check_sqlx_database_connected<DB: SqlxDatabase>(
     pool: &Pool<DB>,
     timeout: Duration,
 ) -> Vec<CheckMessage> {
+    let pool = pool.clone();
+    on_pool_runtime(async move { database_connected_now(&pool, timeout).await }).await
+}
+
+async fn database_connected_now<DB: SqlxDatabase>(
+    pool: &Pool<DB>,
+    timeout: Duration,
+) -> Vec<CheckMessage> {
     let started = Instant::now();
     let mut conn = match acquire(pool, timeout, 0.75, true).await {
         Ok(conn) => conn,
@@ -211,6 +223,41 @@ pub async fn check_sqlx_database_connected<DB: SqlxDatabase>(
     // The connection is broken or stuck: it must not go back to the pool.
     conn.close_on_drop();
     vec![messages::not_usable(&reason)]
+}
+
+/// Runs `work` on a runtime of its own that lives as long as the process, and cancels it when
+/// the returned future is dropped (the check timed out).
+///
+/// A sqlx connection belongs to the runtime that opened it, and the ones the checks open go
+/// back into the app's pool, where the app's handlers take them. Opened on the check's own
+/// thread, they would die with it (a `Dockerflow` that is dropped and built again, in tests or
+/// in an app that rebuilds its service, ends its check threads) and break the app's queries.
+pub(super) async fn on_pool_runtime<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> T {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dockerflow-sqlx")
+            .enable_all()
+            .build()
+            .expect("dockerflow: cannot start the sqlx checks' runtime")
+    });
+    /// Aborts the task when the check's future is dropped before it finished.
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(runtime.spawn(work));
+    match (&mut task.0).await {
+        Ok(value) => value,
+        // The runner reports a panic as E012, as if it had happened here.
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => panic!("the sqlx check's task was cancelled"),
+    }
 }
 
 /// The pool of `DB` in the app data, as `web::Data<Pool>` or a bare `Pool`.

@@ -10,7 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::Pool;
 
 use super::messages::{self, one_line};
-use super::sqlx_database::{acquire, find_pool, missing_pool, SqlxDatabase};
+use super::sqlx_database::{acquire, find_pool, missing_pool, on_pool_runtime, SqlxDatabase};
 use super::MIGRATIONS_APPLIED;
 use crate::check::{Check, CheckContext, CheckMessage, Prepared};
 use crate::redact::redact;
@@ -30,7 +30,7 @@ use crate::redact::redact;
 /// A migration is named as its file is (`20240101000000_create_widgets`); the down halves of
 /// reversible migrations are not counted, and a migration sqlx recorded as failed part way
 /// ("dirty") is pending. It only reads `_sqlx_migrations` (a database that has never been
-/// migrated has none applied), never creates it, and runs on dockerflow's check runtime.
+/// migrated has none applied), never creates it, and runs where the database check does.
 ///
 /// ```no_run
 /// use sqlx::migrate::Migrator;
@@ -72,7 +72,6 @@ pub async fn check_sqlx_migrations_applied<DB: SqlxDatabase>(
     migrator: &Migrator,
     timeout: Duration,
 ) -> Vec<CheckMessage> {
-    let started = Instant::now();
     let known: BTreeMap<i64, String> = migrator
         .iter()
         .filter(|migration| !migration.migration_type.is_down_migration())
@@ -85,6 +84,16 @@ pub async fn check_sqlx_migrations_applied<DB: SqlxDatabase>(
             (migration.version, name)
         })
         .collect();
+    let pool = pool.clone();
+    on_pool_runtime(async move { compare_now(&pool, &known, timeout).await }).await
+}
+
+async fn compare_now<DB: SqlxDatabase>(
+    pool: &Pool<DB>,
+    known: &BTreeMap<i64, String>,
+    timeout: Duration,
+) -> Vec<CheckMessage> {
+    let started = Instant::now();
     let mut conn = match acquire(pool, timeout, 0.85, false).await {
         Ok(conn) => conn,
         Err(failure) => return vec![messages::cannot_check_migrations(failure.reason())],
@@ -109,5 +118,5 @@ pub async fn check_sqlx_migrations_applied<DB: SqlxDatabase>(
             ))];
         }
     };
-    messages::compare_migrations(&known, &applied)
+    messages::compare_migrations(known, &applied)
 }
