@@ -385,44 +385,11 @@ pub(super) async fn acquire<DB: Database>(
     }
 }
 
-/// The pool knows its password (unlike an r2d2 pool): mask it, as given and percent-decoded,
-/// wherever a driver might echo it.
+/// The pool knows its password (unlike an r2d2 pool): mask it, as written and percent-decoded
+/// (drivers echo either), wherever it might appear, as `Builder::redact_url_password` does.
 fn register_password(encoded: Option<&str>) {
-    if let Some(encoded) = encoded {
-        add_secret(percent_decode(encoded));
+    if let Some(encoded) = encoded.filter(|password| !password.is_empty()) {
+        add_secret(percent_encoding::percent_decode_str(encoded).decode_utf8_lossy());
         add_secret(encoded);
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&hi), Some(&lo)) if hex(hi).is_some() && hex(lo).is_some() => {
-                out.push((hex(hi).unwrap_or(0) * 16 + hex(lo).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_url_password_is_decoded_before_it_is_masked() {
-        assert_eq!(percent_decode("p%40ss%2Fw%3Ard"), "p@ss/w:rd");
-        assert_eq!(percent_decode("plain"), "plain");
-        assert_eq!(percent_decode("50%"), "50%");
-        assert_eq!(percent_decode("%zz"), "%zz");
     }
 }
