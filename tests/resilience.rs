@@ -557,3 +557,49 @@ async fn errors_on_time(
     assert_eq!(details["status"], "error", "{details}");
     (answer, details)
 }
+
+/// A connection an async check opened, kept in the app's data for the app to use too.
+#[derive(Default)]
+struct SharedRedis {
+    url: String,
+    conn: tokio::sync::OnceCell<redis::aio::MultiplexedConnection>,
+}
+
+#[dockerflow::check]
+async fn check_opens_a_shared_connection(shared: web::Data<SharedRedis>) -> Result<(), String> {
+    let client = redis::Client::open(shared.url.as_str()).map_err(|e| e.to_string())?;
+    let conn = shared
+        .conn
+        .get_or_try_init(|| client.get_multiplexed_async_connection())
+        .await
+        .map_err(|e| e.to_string())?;
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut conn.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    (pong == "PONG").then_some(()).ok_or(pong)
+}
+
+/// What a check's run opens (here a Redis connection; in an app, a pool's connections) is
+/// driven by the check's thread; it must keep working for the app after the Dockerflow that ran
+/// the check is gone, and in the next one.
+#[actix_web::test]
+async fn what_an_async_check_opens_outlives_its_dockerflow() {
+    let redis = RedisServer::start();
+    let shared = web::Data::new(SharedRedis {
+        url: redis.url(),
+        conn: Default::default(),
+    });
+    for _ in 0..2 {
+        let df = only(&["check_opens_a_shared_connection"])
+            .cache_ttl(Duration::ZERO)
+            .build()
+            .unwrap();
+        let srv = serve(df, with_data(shared.clone()));
+        assert_eq!(get(&srv, "/__heartbeat__").await.status, StatusCode::OK);
+        drop(srv);
+    }
+    let mut conn = shared.conn.get().expect("the check opened it").clone();
+    let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    assert_eq!(pong, "PONG");
+}

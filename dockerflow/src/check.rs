@@ -379,14 +379,15 @@ impl Check {
     ) -> Self {
         let name = name.into();
         let caller = std::panic::Location::caller();
+        let location = format!("{}:{}:{}", caller.file(), caller.line(), caller.column());
         Check {
+            threads: Arc::new(CheckThreads::of(&name, &location)),
             id: name.clone(),
             name,
             level: Level::Error,
             timeout: None,
-            location: format!("{}:{}:{}", caller.file(), caller.line(), caller.column()).into(),
+            location: location.into(),
             prepare: Arc::new(prepare),
-            threads: Arc::default(),
         }
     }
 

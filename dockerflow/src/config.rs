@@ -40,7 +40,7 @@ pub mod env {
     pub const DRAIN_MS: &str = "DOCKERFLOW_DRAIN_MS";
 }
 
-/// The resolved settings of a [`Dockerflow`].
+/// The resolved settings of a [`Dockerflow`](crate::Dockerflow).
 #[derive(Clone)]
 pub struct Config {
     pub(crate) version_file: Option<PathBuf>,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::check::{Check, CheckContext, Level, Prepared};
 use crate::error::StartupError;
 use crate::report::HeartbeatReport;
+use crate::runtime::CheckThreads;
 
 /// What `#[dockerflow::check]` registers.
 #[doc(hidden)]
@@ -55,7 +56,7 @@ impl CheckRecord {
             timeout: self.timeout_ms.map(Duration::from_millis),
             location: Cow::Borrowed(self.location),
             prepare: Arc::new(self.prepare),
-            threads: Arc::default(),
+            threads: Arc::new(CheckThreads::of(self.name, self.location)),
         }
     }
 }

@@ -6,8 +6,10 @@
 //!   enforces its timeout and assembles the report. No check code ever runs on it, so its timers
 //!   fire whatever the checks do.
 //! - **One thread per `async fn` check** (`dockerflow-check`), made on the check's first run and
-//!   kept: the check's futures are polled there. An `async fn` that blocks its thread (a blocking
-//!   client called by mistake, `std::thread::sleep`) holds its own thread only.
+//!   kept for the life of the process: the check's futures are polled there, and what they open
+//!   (a pool's connections, which the app's handlers then use) stays driven by it. An `async fn`
+//!   that blocks its thread (a blocking client called by mistake, `std::thread::sleep`) holds its
+//!   own thread only.
 //! - **A blocking pool** for plain `fn` checks: each runs on a thread of its own while it runs.
 //!
 //! A check whose earlier run still holds a thread (a blocking check that has not returned, an
@@ -24,6 +26,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -52,23 +55,31 @@ pub(crate) enum Executed {
 
 /// What the runner keeps about one check across runs. Shared by the clones of a
 /// [`Check`](crate::Check).
-#[derive(Default)]
 pub(crate) struct CheckThreads {
     /// When the run holding a thread right now started; `None` when no thread is held.
     busy_since: Mutex<Option<Instant>>,
-    /// The thread an `async fn` check runs on, made on its first run.
-    lane: OnceLock<Lane>,
-}
-
-/// A check's own thread: a runtime kept in `block_on` (so the I/O it registers is always
-/// driven) until the check is dropped.
-struct Lane {
-    handle: Handle,
-    /// Dropped with the check: the thread then returns and drops what is left on it.
-    _stop: tokio::sync::oneshot::Sender<()>,
+    /// The thread the check's futures are polled on, shared by every check of the process with
+    /// the same name and place, and kept for the life of the process: what a run opens there
+    /// (a pool's connections, say) keeps working for the app, however often a `Dockerflow` is
+    /// built and dropped.
+    lane: Arc<OnceLock<Handle>>,
 }
 
 impl CheckThreads {
+    /// The threads of the check named `name`, defined at `location`.
+    pub(crate) fn of(name: &str, location: &str) -> Self {
+        type Lanes = BTreeMap<(String, String), Arc<OnceLock<Handle>>>;
+        static LANES: Mutex<Lanes> = Mutex::new(BTreeMap::new());
+        let mut lanes = LANES.lock().unwrap_or_else(|p| p.into_inner());
+        let lane = lanes
+            .entry((name.to_owned(), location.to_owned()))
+            .or_default();
+        CheckThreads {
+            busy_since: Mutex::new(None),
+            lane: Arc::clone(lane),
+        }
+    }
+
     fn busy_since(&self) -> Option<Instant> {
         *self.busy_since.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -77,28 +88,21 @@ impl CheckThreads {
         *self.busy_since.lock().unwrap_or_else(|p| p.into_inner()) = since;
     }
 
+    /// The check's thread: a runtime kept in `block_on`, so that the I/O registered with it is
+    /// always driven; made on the check's first run.
     fn lane(&self) -> &Handle {
-        &self
-            .lane
-            .get_or_init(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("dockerflow: cannot start a check thread");
-                let handle = runtime.handle().clone();
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                std::thread::Builder::new()
-                    .name(CHECK_THREAD.to_owned())
-                    .spawn(move || {
-                        let _ = runtime.block_on(stopped);
-                    })
-                    .expect("dockerflow: cannot start a check thread");
-                Lane {
-                    handle,
-                    _stop: stop,
-                }
-            })
-            .handle
+        self.lane.get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("dockerflow: cannot start a check thread");
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name(CHECK_THREAD.to_owned())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .expect("dockerflow: cannot start a check thread");
+            handle
+        })
     }
 }
 
