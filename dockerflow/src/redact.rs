@@ -105,9 +105,12 @@ fn mask_key_values(text: &str) -> String {
     let mut copied = 0;
     while i < bytes.len() {
         if bytes[i] == b'=' {
+            // The key is ASCII; the character before it may not be.
             let key_start = text[..i]
-                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-                .map_or(0, |p| p + 1);
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .map_or(0, |(p, c)| p + c.len_utf8());
             let key = &text[key_start..i];
             if SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
                 let value_start = i + 1;
