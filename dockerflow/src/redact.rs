@@ -2,11 +2,38 @@
 //! response or a log line: URL credentials, `password=...`-style pairs, and the secrets the
 //! app configured (the details token always among them).
 
+use std::borrow::Cow;
 use std::sync::RwLock;
 
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+static SECRETS: RwLock<Secrets> = RwLock::new(Secrets {
+    list: Vec::new(),
+    classes: BASE_CLASSES,
+});
 
 const MASK: &str = "***";
+
+/// The configured secrets, and a class for each byte value: what a text holding that byte
+/// may need masked. A text none of whose bytes has a class is given back as it is, after one
+/// pass over its bytes: most log strings (paths, ids, agents, messages) need no other work.
+struct Secrets {
+    /// Longest first, so a secret that contains another is masked whole.
+    list: Vec<String>,
+    classes: [u8; 256],
+}
+
+/// `:` may start a URL's `://`.
+const URL: u8 = 1;
+/// `=` may end a `password=` key.
+const KEY_VALUE: u8 = 2;
+/// The first byte of a configured secret.
+const SECRET: u8 = 4;
+
+const BASE_CLASSES: [u8; 256] = {
+    let mut classes = [0; 256];
+    classes[b':' as usize] = URL;
+    classes[b'=' as usize] = KEY_VALUE;
+    classes
+};
 
 /// Keys whose values are secrets in connection strings and query strings.
 const SECRET_KEYS: &[&str] = &[
@@ -23,6 +50,9 @@ const SECRET_KEYS: &[&str] = &[
     "sslpassword",
 ];
 
+/// The longest of [`SECRET_KEYS`]: a longer run of key characters before `=` is no such key.
+const LONGEST_KEY: usize = 12;
+
 /// Adds a literal secret that [`redact`] masks wherever it appears. Empty strings are ignored.
 pub fn add_secret(secret: impl Into<String>) {
     let secret = secret.into();
@@ -30,10 +60,10 @@ pub fn add_secret(secret: impl Into<String>) {
         return;
     }
     let mut secrets = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    if !secrets.contains(&secret) {
-        secrets.push(secret);
-        // Longest first, so a secret that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    if !secrets.list.contains(&secret) {
+        secrets.classes[usize::from(secret.as_bytes()[0])] |= SECRET;
+        secrets.list.push(secret);
+        secrets.list.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 }
 
@@ -47,12 +77,35 @@ pub fn add_secret(secret: impl Into<String>) {
 /// assert_eq!(dockerflow::redact::redact("host=db password=hunter2 port=5432"), "host=db password=*** port=5432");
 /// ```
 pub fn redact(text: &str) -> String {
-    let mut out = mask_url_credentials(text);
-    out = mask_key_values(&out);
+    redacted(text).into_owned()
+}
+
+/// Like [`redact`], borrowing `text` when nothing in it needs masking (the common case).
+pub(crate) fn redacted(text: &str) -> Cow<'_, str> {
     let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
-    for secret in secrets.iter() {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), MASK);
+    let class = text
+        .as_bytes()
+        .iter()
+        .fold(0, |class, &b| class | secrets.classes[usize::from(b)]);
+    if class == 0 {
+        return Cow::Borrowed(text);
+    }
+    let mut out = Cow::Borrowed(text);
+    if class & URL != 0 {
+        if let Some(masked) = mask_url_credentials(&out) {
+            out = Cow::Owned(masked);
+        }
+    }
+    if class & KEY_VALUE != 0 {
+        if let Some(masked) = mask_key_values(&out) {
+            out = Cow::Owned(masked);
+        }
+    }
+    if class & SECRET != 0 {
+        for secret in &secrets.list {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), MASK));
+            }
         }
     }
     out
@@ -67,50 +120,61 @@ fn is_url_end(c: char) -> bool {
 }
 
 /// `scheme://user:pass@host` becomes `scheme://user:***@host`; `scheme://token@host` becomes
-/// `scheme://***@host`.
-fn mask_url_credentials(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("://") {
-        let (head, tail) = rest.split_at(pos + 3);
-        out.push_str(head);
-        let authority_end = tail.find(is_url_end).unwrap_or(tail.len());
-        let authority = &tail[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..colon]);
-                        out.push(':');
-                        out.push_str(MASK);
-                    }
-                    None => out.push_str(MASK),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
+/// `scheme://***@host`. `None` when there is nothing to mask.
+///
+/// Every `://` starts an authority of its own, even one inside the text an earlier `://`
+/// took for its authority (`a://bpostgres://u:pw@h`): the earlier one ends at the `/` of the
+/// later one, so the masked ranges never overlap.
+fn mask_url_credentials(text: &str) -> Option<String> {
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(pos) = text[search..].find("://") {
+        let start = search + pos + 3;
+        search = start;
+        let end = text[start..].find(is_url_end).map_or(text.len(), |e| start + e);
+        let authority = &text[start..end];
+        let Some(at) = authority.rfind('@') else {
+            continue;
+        };
+        let from = match authority[..at].find(':') {
+            Some(colon) => start + colon + 1,
+            None => start,
+        };
+        if from < copied {
+            continue; // never happens (see above); kept so a slice can never go backwards
         }
-        rest = &tail[authority_end..];
+        let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+        out.push_str(&text[copied..from]);
+        out.push_str(MASK);
+        copied = start + at;
     }
-    out.push_str(rest);
-    out
+    let mut out = out?;
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
-/// `password=hunter2`, `password='a b'`, `?token=abc&x=1`: the value becomes `***`.
-fn mask_key_values(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// `password=hunter2`, `password='a b'`, `?token=abc&x=1`: the value becomes `***`. `None`
+/// when there is nothing to mask.
+fn mask_key_values(text: &str) -> Option<String> {
+    let mut out: Option<String> = None;
     let bytes = text.as_bytes();
     let mut i = 0;
     let mut copied = 0;
     while i < bytes.len() {
         if bytes[i] == b'=' {
-            // The key is ASCII; the character before it may not be.
-            let key_start = text[..i]
-                .char_indices()
-                .rev()
-                .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-                .map_or(0, |(p, c)| p + c.len_utf8());
+            // Key bytes are ASCII, so the key starts on a character boundary.
+            let mut key_start = i;
+            while key_start > copied
+                && i - key_start <= LONGEST_KEY
+                && is_key_byte(bytes[key_start - 1])
+            {
+                key_start -= 1;
+            }
             let key = &text[key_start..i];
             if SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
                 let value_start = i + 1;
@@ -125,6 +189,7 @@ fn mask_key_values(text: &str) -> String {
                         .map_or(text.len(), |p| value_start + p),
                 };
                 if value_end > value_start {
+                    let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
                     out.push_str(&text[copied..value_start]);
                     out.push_str(MASK);
                     copied = value_end;
@@ -135,8 +200,9 @@ fn mask_key_values(text: &str) -> String {
         }
         i += 1;
     }
+    let mut out = out?;
     out.push_str(&text[copied..]);
-    out
+    Some(out)
 }
 
 #[cfg(test)]

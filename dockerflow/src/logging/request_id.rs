@@ -45,8 +45,18 @@ impl RequestId {
     }
 
     /// A new UUID v4, in its hyphenated lower-case form.
+    ///
+    /// Its 122 random bits come from the thread's ChaCha generator (`rand`'s `ThreadRng`,
+    /// seeded and regularly reseeded from the operating system), so ids stay unpredictable
+    /// without a system call per request.
     pub fn random() -> Self {
-        RequestId(Arc::from(uuid::Uuid::new_v4().to_string()))
+        use rand::Rng as _;
+
+        let mut bytes = [0; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        RequestId(Arc::from(&*uuid.hyphenated().encode_lower(&mut text)))
     }
 
     /// The id of `req`: the one the middleware chose, or a new one kept for the rest of the
