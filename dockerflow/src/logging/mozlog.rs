@@ -1,13 +1,18 @@
 //! [`MozLogLayer`]: a `tracing-subscriber` layer that writes every event as one mozlog JSON
-//! line.
+//! line (or, for a terminal, one readable line).
+//!
+//! The line is serialized straight into a buffer the thread reuses: each field's value is
+//! redacted and written as JSON once, when it is recorded (a span's fields when the span is
+//! made), and the line is given to the writer in one `write_all` call.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-use serde_json::{Map, Number, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
@@ -16,7 +21,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::redact::redact;
+use crate::redact::redacted;
 
 /// The writer [`MozLogLayer::new`] uses: stdout, locked for the whole line.
 pub type StdoutWriter = fn() -> io::StdoutLock<'static>;
@@ -25,12 +30,67 @@ fn stdout_lock() -> io::StdoutLock<'static> {
     io::stdout().lock()
 }
 
+/// The writer of [`MozLogLayer::new`].
+pub(crate) fn stdout_writer() -> StdoutWriter {
+    stdout_lock
+}
+
+/// How each event is written: a mozlog JSON line (the default), or one readable line for a
+/// terminal (`DOCKERFLOW_LOG_FORMAT=text`).
+///
+/// ```
+/// use dockerflow::logging::Format;
+///
+/// assert_eq!("text".parse::<Format>(), Ok(Format::Text));
+/// assert_eq!("JSON".parse::<Format>(), Ok(Format::Json));
+/// assert!("xml".parse::<Format>().is_err());
+/// ```
+///
+/// A text line holds the same things as a JSON line, for a person to read: the time (UTC),
+/// the level, the `Type`, the message, then the other fields as `name=value`, strings
+/// quoted and escaped as in JSON, so one event is always one line:
+///
+/// ```text
+/// 2026-11-22T04:00:00.123Z INFO request.summary: agent="curl/8.5.0" code=200 errno=0 lang="" method="GET" path="/" rid="3f2c…" t=0
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Format {
+    /// One mozlog JSON object a line.
+    #[default]
+    Json,
+    /// One readable line per event, for a terminal.
+    Text,
+}
+
+impl Format {
+    /// The accepted values, for error messages.
+    pub(crate) const ACCEPTED: &'static str = "json or text";
+}
+
+/// A value of `DOCKERFLOW_LOG_FORMAT` that is neither `json` nor `text`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown log format {0:?}: expected json or text")]
+pub struct ParseFormatError(String);
+
+impl FromStr for Format {
+    type Err = ParseFormatError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Format::Json),
+            "text" => Ok(Format::Text),
+            _ => Err(ParseFormatError(text.to_owned())),
+        }
+    }
+}
+
 /// A [`Layer`] that writes each `tracing` event as one mozlog line.
 ///
 /// The line is a JSON object with `Timestamp`, `Type`, `Logger`, `Hostname`, `EnvVersion`,
 /// `Severity`, `Pid` and `Fields`; see the [module docs](crate::logging) for what goes where.
-/// [`init`](crate::logging::init) installs it with an `INFO` filter; compose it yourself for
-/// anything else:
+/// [`init`](crate::logging::init) installs it behind a `RUST_LOG` filter; compose it yourself
+/// for anything else:
 ///
 /// ```
 /// use dockerflow::logging::MozLogLayer;
@@ -51,6 +111,9 @@ pub struct MozLogLayer<W = StdoutWriter> {
     logger: String,
     hostname: String,
     pid: u32,
+    format: Format,
+    /// `,"Logger":…,"Hostname":…,"EnvVersion":"2.0","Severity":`: the same on every line.
+    middle: Vec<u8>,
     make_writer: W,
 }
 
@@ -61,8 +124,11 @@ impl MozLogLayer {
             logger: logger.into(),
             hostname: hostname(),
             pid: std::process::id(),
-            make_writer: stdout_lock,
+            format: Format::Json,
+            middle: Vec::new(),
+            make_writer: stdout_writer(),
         }
+        .prepared()
     }
 }
 
@@ -78,6 +144,8 @@ impl<W> MozLogLayer<W> {
             logger: self.logger,
             hostname: self.hostname,
             pid: self.pid,
+            format: self.format,
+            middle: self.middle,
             make_writer,
         }
     }
@@ -85,6 +153,24 @@ impl<W> MozLogLayer<W> {
     /// Sets `Hostname` instead of the machine's host name.
     pub fn with_hostname(mut self, hostname: impl Into<String>) -> Self {
         self.hostname = hostname.into();
+        self.prepared()
+    }
+
+    /// Writes each event as `format` says: [`Format::Json`] (mozlog, the default) or
+    /// [`Format::Text`] (one readable line, for a terminal).
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Renders the parts every line shares.
+    fn prepared(mut self) -> Self {
+        let mut middle = b",\"Logger\":".to_vec();
+        push_json_str(&mut middle, &self.logger);
+        middle.extend_from_slice(b",\"Hostname\":");
+        push_json_str(&mut middle, &self.hostname);
+        middle.extend_from_slice(b",\"EnvVersion\":\"2.0\",\"Severity\":");
+        self.middle = middle;
         self
     }
 }
@@ -95,6 +181,7 @@ impl<W> fmt::Debug for MozLogLayer<W> {
             .field("logger", &self.logger)
             .field("hostname", &self.hostname)
             .field("pid", &self.pid)
+            .field("format", &self.format)
             .finish_non_exhaustive()
     }
 }
@@ -114,8 +201,63 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The fields of a span, kept in its extensions for the events inside it.
-struct SpanFields(Map<String, Value>);
+/// `text` as a JSON string, quotes included.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    // Writing to a Vec cannot fail, and a &str always serializes.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// Fields rendered as JSON values, one after the other in `json`: each entry is a name and
+/// where its value is.
+#[derive(Default)]
+struct Rendered {
+    json: Vec<u8>,
+    entries: Vec<(&'static str, Range<usize>)>,
+}
+
+impl Rendered {
+    fn clear(&mut self) {
+        self.json.clear();
+        self.entries.clear();
+    }
+
+    /// Renders a value with `write` and names it `name`; a name already there is replaced
+    /// (a span's `record`).
+    fn put(&mut self, name: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.json.len();
+        write(&mut self.json);
+        let range = start..self.json.len();
+        match self.entries.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = range,
+            None => self.entries.push((name, range)),
+        }
+    }
+
+    /// Appends the entries of `other` (a span's fields).
+    fn extend(&mut self, other: &Rendered) {
+        let offset = self.json.len();
+        self.json.extend_from_slice(&other.json);
+        self.entries.extend(
+            other
+                .entries
+                .iter()
+                .map(|(name, r)| (*name, r.start + offset..r.end + offset)),
+        );
+    }
+
+    /// The entries to write: the last of each name (inner spans win over outer ones, the
+    /// event over its spans).
+    fn visible(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
+        self.entries.iter().enumerate().filter_map(|(i, (name, range))| {
+            let shadowed = self.entries[i + 1..].iter().any(|(later, _)| later == name);
+            (!shadowed).then(|| (*name, &self.json[range.clone()]))
+        })
+    }
+}
+
+/// The fields of a span, rendered when they are recorded, kept in its extensions for the
+/// events inside it.
+struct SpanFields(Rendered);
 
 /// Fields that steer the line rather than land in `Fields`.
 #[derive(Default)]
@@ -127,35 +269,41 @@ struct Controls {
 /// Records `tracing` values as flat JSON values: numbers and booleans as they are, everything
 /// else as a redacted string.
 struct Visitor<'a> {
-    fields: &'a mut Map<String, Value>,
+    fields: &'a mut Rendered,
     controls: Option<&'a mut Controls>,
 }
 
+/// The name a field has in `Fields`; `None` for the metadata of `log` records.
+fn field_name(field: &Field) -> Option<&'static str> {
+    match field.name() {
+        "message" => Some("msg"),
+        name if name.starts_with("log.") => None,
+        name => Some(name),
+    }
+}
+
 impl Visitor<'_> {
-    fn put(&mut self, field: &Field, value: Value) {
-        let name = match field.name() {
-            "message" => "msg",
-            name if name.starts_with("log.") => return, // metadata of `log` records
-            name => name,
-        };
-        if let Some(controls) = self.controls.as_deref_mut() {
-            match (name, &value) {
-                ("Type", Value::String(text)) => {
-                    controls.r#type = Some(text.clone());
-                    return;
-                }
-                ("critical", Value::Bool(critical)) => {
-                    controls.critical = *critical;
-                    return;
-                }
-                _ => {}
-            }
+    fn put(&mut self, field: &Field, write: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(name) = field_name(field) {
+            self.fields.put(name, write);
         }
-        self.fields.insert(name.to_owned(), value);
     }
 
     fn put_text(&mut self, field: &Field, text: &str) {
-        self.put(field, Value::String(redact(text)));
+        if let Some(controls) = self.controls.as_deref_mut() {
+            if field.name() == "Type" {
+                controls.r#type = Some(text.to_owned());
+                return;
+            }
+        }
+        self.put(field, |out| push_json_str(out, &redacted(text)));
+    }
+
+    fn put_number<T: serde::Serialize>(&mut self, field: &Field, value: T) {
+        // Integers, and finite floats: they always serialize.
+        self.put(field, |out| {
+            let _ = serde_json::to_writer(out, &value);
+        });
     }
 }
 
@@ -198,36 +346,45 @@ impl fmt::Debug for DisplayAsDebug<'_> {
 
 impl Visit for Visitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        match Number::from_f64(value) {
-            Some(number) => self.put(field, Value::Number(number)),
-            None => self.put(field, Value::String(value.to_string())), // NaN and infinities
+        if value.is_finite() {
+            self.put_number(field, value);
+        } else {
+            self.put_text(field, &value.to_string()); // NaN and infinities
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, Value::Number(value.into()));
+        self.put_number(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, Value::Number(value.into()));
+        self.put_number(field, value);
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
         match i64::try_from(value) {
             Ok(value) => self.record_i64(field, value),
-            Err(_) => self.put(field, Value::String(value.to_string())),
+            Err(_) => self.put_text(field, &value.to_string()),
         }
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
         match u64::try_from(value) {
             Ok(value) => self.record_u64(field, value),
-            Err(_) => self.put(field, Value::String(value.to_string())),
+            Err(_) => self.put_text(field, &value.to_string()),
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, Value::Bool(value));
+        if let Some(controls) = self.controls.as_deref_mut() {
+            if field.name() == "critical" {
+                controls.critical = value;
+                return;
+            }
+        }
+        self.put(field, |out| {
+            out.extend_from_slice(if value { b"true" } else { b"false" })
+        });
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -250,27 +407,6 @@ impl Visit for Visitor<'_> {
     }
 }
 
-/// One mozlog line, in the order of the spec.
-#[derive(Serialize)]
-struct Line<'a> {
-    #[serde(rename = "Timestamp")]
-    timestamp: u64,
-    #[serde(rename = "Type")]
-    r#type: &'a str,
-    #[serde(rename = "Logger")]
-    logger: &'a str,
-    #[serde(rename = "Hostname")]
-    hostname: &'a str,
-    #[serde(rename = "EnvVersion")]
-    env_version: &'static str,
-    #[serde(rename = "Severity")]
-    severity: u8,
-    #[serde(rename = "Pid")]
-    pid: u32,
-    #[serde(rename = "Fields")]
-    fields: &'a Map<String, Value>,
-}
-
 /// The syslog severity of a `tracing` level.
 fn severity(level: Level) -> u8 {
     match level {
@@ -284,6 +420,49 @@ fn severity(level: Level) -> u8 {
 /// The critical severity, chosen with `critical = true` on an event.
 const CRITICAL: u8 = 2;
 
+/// The buffers a thread reuses for its lines.
+#[derive(Default)]
+struct Scratch {
+    fields: Rendered,
+    line: Vec<u8>,
+}
+
+impl Scratch {
+    /// Above this, a buffer is let go after its line instead of being kept for the next.
+    const KEEP: usize = 64 * 1024;
+
+    fn trim(&mut self) {
+        if self.line.capacity() > Self::KEEP {
+            self.line = Vec::new();
+        }
+        if self.fields.json.capacity() > Self::KEEP {
+            self.fields.json = Vec::new();
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's buffers, or with new ones when they are in use (an event
+/// logged while a line is made, from a `Debug` impl) or gone (a thread being torn down).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut f = Some(f);
+    let done = SCRATCH.try_with(|cell| {
+        cell.try_borrow_mut().ok().map(|mut scratch| {
+            let f = f.take().expect("called once");
+            let result = f(&mut scratch);
+            scratch.trim();
+            result
+        })
+    });
+    match done {
+        Ok(Some(result)) => result,
+        _ => (f.take().expect("not called yet"))(&mut Scratch::default()),
+    }
+}
+
 impl<S, W> Layer<S> for MozLogLayer<W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -291,7 +470,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = Map::new();
+        let mut fields = Rendered::default();
         attrs.record(&mut Visitor {
             fields: &mut fields,
             controls: None,
@@ -316,53 +495,139 @@ where
             .map_or(0, |since| {
                 u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
             });
-
-        // Outer spans first, so inner spans and then the event itself win on a shared name.
-        let mut fields = Map::new();
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(SpanFields(span_fields)) = span.extensions().get::<SpanFields>() {
-                    fields.extend(span_fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        with_scratch(|scratch| {
+            let Scratch { fields, line } = scratch;
+            fields.clear();
+            line.clear();
+            // Outer spans first, so inner spans and then the event itself win on a shared name.
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope.from_root() {
+                    if let Some(SpanFields(span_fields)) = span.extensions().get::<SpanFields>() {
+                        fields.extend(span_fields);
+                    }
                 }
             }
-        }
-        let mut controls = Controls::default();
-        event.record(&mut Visitor {
-            fields: &mut fields,
-            controls: Some(&mut controls),
-        });
+            let mut controls = Controls::default();
+            event.record(&mut Visitor {
+                fields,
+                controls: Some(&mut controls),
+            });
 
-        // A record of the `log` crate, bridged by `tracing-log`, has its own target and level.
-        let normalized = event.normalized_metadata();
-        let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        let r#type = match &controls.r#type {
-            Some(r#type) => redact(r#type),
-            None => redact(metadata.target()),
-        };
-        let line = Line {
-            timestamp,
-            r#type: &r#type,
-            logger: &self.logger,
-            hostname: &self.hostname,
-            env_version: "2.0",
-            severity: if controls.critical {
+            // A record of the `log` crate, bridged by `tracing-log`, has its own target and level.
+            let normalized = event.normalized_metadata();
+            let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
+            let r#type = controls
+                .r#type
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| metadata.target());
+            let r#type = match redacted(r#type) {
+                t if t.is_empty() => "unknown".into(),
+                t => t,
+            };
+            let severity = if controls.critical {
                 CRITICAL
             } else {
                 severity(*metadata.level())
-            },
-            pid: self.pid,
-            fields: &fields,
-        };
-        let mut bytes = match serde_json::to_vec(&line) {
-            Ok(bytes) => bytes,
-            Err(_) => return, // a map of strings, numbers and booleans always serializes
-        };
-        bytes.push(b'\n');
-        let mut writer = self.make_writer.make_writer_for(metadata);
-        // One call for the whole line; a log line that cannot be written has nowhere to go.
-        let _ = writer.write_all(&bytes);
-        let _ = writer.flush();
+            };
+            match self.format {
+                Format::Json => self.json_line(line, timestamp, &r#type, severity, fields),
+                Format::Text => text_line(line, timestamp, &r#type, severity, metadata.level(), fields),
+            }
+            let mut writer = self.make_writer.make_writer_for(metadata);
+            // One call for the whole line; a log line that cannot be written has nowhere to go.
+            let _ = writer.write_all(line);
+            let _ = writer.flush();
+        });
     }
+}
+
+impl<W> MozLogLayer<W> {
+    /// One mozlog line, in the order of the spec, with its newline.
+    fn json_line(&self, line: &mut Vec<u8>, timestamp: u64, r#type: &str, severity: u8, fields: &Rendered) {
+        let mut number = itoa::Buffer::new();
+        line.extend_from_slice(b"{\"Timestamp\":");
+        line.extend_from_slice(number.format(timestamp).as_bytes());
+        line.extend_from_slice(b",\"Type\":");
+        push_json_str(line, r#type);
+        line.extend_from_slice(&self.middle);
+        line.extend_from_slice(number.format(severity).as_bytes());
+        line.extend_from_slice(b",\"Pid\":");
+        line.extend_from_slice(number.format(self.pid).as_bytes());
+        line.extend_from_slice(b",\"Fields\":{");
+        for (i, (name, value)) in fields.visible().enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            push_json_str(line, name);
+            line.push(b':');
+            line.extend_from_slice(value);
+        }
+        line.extend_from_slice(b"}}\n");
+    }
+}
+
+/// One readable line: `2026-11-22T04:00:00.123Z INFO type: message name=value …`, with its
+/// newline. Values are the JSON of the mozlog line (strings quoted and escaped), the message
+/// without its quotes.
+fn text_line(line: &mut Vec<u8>, timestamp: u64, r#type: &str, severity: u8, level: &Level, fields: &Rendered) {
+    push_utc(line, timestamp);
+    line.push(b' ');
+    line.extend_from_slice(if severity == CRITICAL { "CRITICAL" } else { level.as_str() }.as_bytes());
+    line.push(b' ');
+    // The type as the JSON string's content: escaped, so it cannot break the line.
+    let start = line.len();
+    push_json_str(line, r#type);
+    line.remove(start);
+    line.pop();
+    line.push(b':');
+    let visible = || fields.visible();
+    if let Some((_, msg)) = visible().find(|(name, _)| *name == "msg") {
+        line.push(b' ');
+        match msg {
+            [b'"', inner @ .., b'"'] => line.extend_from_slice(inner),
+            other => line.extend_from_slice(other),
+        }
+    }
+    for (name, value) in visible().filter(|(name, _)| *name != "msg") {
+        line.push(b' ');
+        let start = line.len();
+        push_json_str(line, name);
+        line.remove(start);
+        line.pop();
+        line.push(b'=');
+        line.extend_from_slice(value);
+    }
+    line.push(b'\n');
+}
+
+/// `timestamp` (ns since the epoch) as `2026-11-22T04:00:00.123Z`.
+fn push_utc(line: &mut Vec<u8>, timestamp: u64) {
+    let secs = timestamp / 1_000_000_000;
+    let millis = (timestamp % 1_000_000_000) / 1_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let _ = write!(
+        line,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+}
+
+/// The date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]
