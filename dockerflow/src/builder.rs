@@ -111,6 +111,14 @@ impl Builder {
         self
     }
 
+    /// Whether requests to the Dockerflow endpoints ([`ENDPOINT_PATHS`](crate::ENDPOINT_PATHS))
+    /// get `request.summary` lines (default `true`; `DOCKERFLOW_LOG_PROBES`). Load balancers'
+    /// probes are most of the log volume of many services.
+    pub fn log_probes(mut self, enable: bool) -> Self {
+        self.code.log_probes = Some(enable);
+        self
+    }
+
     /// How long `/__lbheartbeat__` and `/__heartbeat__` answer 503 after SIGTERM, before the
     /// server stops accepting (default: no draining); see [`Dockerflow::serve`].
     pub fn drain(mut self, drain: Duration) -> Self {

@@ -38,6 +38,14 @@ pub mod env {
     pub const ENABLE_ERROR_ENDPOINT: &str = "DOCKERFLOW_ENABLE_ERROR_ENDPOINT";
     /// How long the heartbeats answer 503 after SIGTERM, in milliseconds.
     pub const DRAIN_MS: &str = "DOCKERFLOW_DRAIN_MS";
+    /// `json` (mozlog) or `text`: how [`logging::init`](crate::logging::init) writes events.
+    pub const LOG_FORMAT: &str = "DOCKERFLOW_LOG_FORMAT";
+    /// `true`/`false`: whether requests to the Dockerflow endpoints get `request.summary`
+    /// lines.
+    pub const LOG_PROBES: &str = "DOCKERFLOW_LOG_PROBES";
+    /// Which events [`logging::init`](crate::logging::init) lets through, in
+    /// `tracing-subscriber`'s `EnvFilter` syntax (default `info`).
+    pub const RUST_LOG: &str = "RUST_LOG";
 }
 
 /// The resolved settings of a [`Dockerflow`](crate::Dockerflow).
@@ -55,6 +63,7 @@ pub struct Config {
     pub(crate) enable_error_endpoint: bool,
     pub(crate) log_querystring: bool,
     pub(crate) drain: Duration,
+    pub(crate) log_probes: bool,
 }
 
 impl Config {
@@ -113,6 +122,11 @@ impl Config {
     pub fn log_querystring(&self) -> bool {
         self.log_querystring
     }
+
+    /// Whether requests to the Dockerflow endpoints get `request.summary` lines.
+    pub fn log_probes(&self) -> bool {
+        self.log_probes
+    }
 }
 
 impl fmt::Debug for Config {
@@ -130,6 +144,7 @@ impl fmt::Debug for Config {
             .field("enable_error_endpoint", &self.enable_error_endpoint)
             .field("log_querystring", &self.log_querystring)
             .field("drain", &self.drain)
+            .field("log_probes", &self.log_probes)
             .finish()
     }
 }
@@ -149,6 +164,7 @@ pub(crate) struct InCode {
     pub(crate) request_id_header: Option<String>,
     pub(crate) enable_error_endpoint: Option<bool>,
     pub(crate) log_querystring: Option<bool>,
+    pub(crate) log_probes: Option<bool>,
     pub(crate) drain: Option<Duration>,
 }
 
@@ -188,6 +204,11 @@ impl Config {
             )
             .resolve(code.enable_error_endpoint, &env, false)?,
             log_querystring: code.log_querystring.unwrap_or(false),
+            log_probes: bool_setting(env::LOG_PROBES, "Builder::log_probes").resolve(
+                code.log_probes,
+                &env,
+                true,
+            )?,
             drain: DRAIN.resolve(code.drain, &env, Duration::ZERO)?,
         })
     }
@@ -380,6 +401,9 @@ mod tests {
         assert_eq!(c.cache_ttl(), Duration::from_secs(1));
         assert_eq!(c.request_id_header().as_str(), "x-request-id");
         assert!(!c.error_endpoint_enabled());
+        assert!(c.log_probes());
+        assert!(!build(&[(env::LOG_PROBES, "false")]).unwrap().config().log_probes());
+        assert!(build(&[(env::LOG_PROBES, " ")]).unwrap().config().log_probes());
     }
 
     #[test]
@@ -396,6 +420,7 @@ mod tests {
             (env::REQUEST_ID_HEADER, "X Request", "header name"),
             (env::ENABLE_ERROR_ENDPOINT, "on", "true or false"),
             (env::DRAIN_MS, "5s", "0 stops without draining"),
+            (env::LOG_PROBES, "no", "true or false"),
         ];
         for (var, value, accepted) in cases {
             let err = build(&[(var, value)])

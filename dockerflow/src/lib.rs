@@ -140,6 +140,7 @@ mod heartbeat;
 mod hooks;
 pub mod liveness;
 pub mod logging;
+mod paths;
 pub mod redact;
 mod registry;
 mod report;
@@ -165,6 +166,7 @@ pub use crate::endpoints::configure;
 pub use crate::error::StartupError;
 pub use crate::hooks::FromReport;
 pub use crate::liveness::LivenessCondition;
+pub use crate::paths::{is_endpoint_path, ENDPOINT_PATHS};
 pub use crate::report::{CheckResult, HeartbeatReport};
 pub use crate::version::CompiledVersion;
 

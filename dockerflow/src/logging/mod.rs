@@ -134,12 +134,20 @@ mod mozlog;
 mod request_id;
 mod summary;
 
-pub use self::mozlog::{MozLogLayer, StdoutWriter};
+pub use self::mozlog::{Format, MozLogLayer, ParseFormatError, StdoutWriter};
 pub use self::request_id::{RequestId, MAX_LEN as MAX_REQUEST_ID_LEN};
 pub use self::summary::{set_uid, RequestSummary, RequestSummaryMiddleware};
 
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::layer::SubscriberExt;
+use std::collections::HashMap;
+use std::fmt;
+
+use tracing_log::AsLog as _;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Identity, Layer, SubscriberExt};
+use tracing_subscriber::{EnvFilter, Registry};
+
+use crate::config::env;
+use crate::StartupError;
 
 /// What a panic said, for a log line: its `&str` or `String` payload.
 pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
@@ -158,17 +166,26 @@ pub enum InitError {
     /// another logging set-up).
     #[error("cannot install the mozlog subscriber: a global tracing subscriber is already set")]
     AlreadySet(#[source] tracing::subscriber::SetGlobalDefaultError),
+    /// `RUST_LOG` or `DOCKERFLOW_LOG_FORMAT` (or the same knob in code) cannot be used; the
+    /// message names the variable and the accepted values.
+    #[error(transparent)]
+    InvalidSetting(#[from] StartupError),
 }
 
-/// Makes every `tracing` event of level `INFO` and above a mozlog line on stdout, with
-/// `logger` (the app's name) as `Logger`.
+/// The directives used when `RUST_LOG` is unset or empty.
+const DEFAULT_FILTER: &str = "info";
+
+/// Makes every `tracing` event that `RUST_LOG` lets through (default: `INFO` and above) a
+/// mozlog line on stdout, with `logger` (the app's name) as `Logger`; or a readable line
+/// with `DOCKERFLOW_LOG_FORMAT=text`.
 ///
 /// Records of the [`log`](https://docs.rs/log) crate, which some dependencies use (r2d2, parts
 /// of actix), become mozlog lines too, with their target as `Type`, unless another `log`
 /// logger was set first.
 ///
 /// Call it once, first thing in `main`. It returns an error, rather than panicking, when a
-/// global subscriber is already set:
+/// global subscriber is already set, or when `RUST_LOG` or `DOCKERFLOW_LOG_FORMAT` cannot be
+/// used (the message names the variable and what it accepts; an empty value counts as unset):
 ///
 /// ```
 /// dockerflow::logging::init("my-app")?;
@@ -177,9 +194,10 @@ pub enum InitError {
 /// # Ok::<(), dockerflow::logging::InitError>(())
 /// ```
 ///
-/// For another level, another writer or more layers, compose [`MozLogLayer`] yourself.
+/// [`Setup`] has the same knobs in code; for another writer or more layers, compose
+/// [`MozLogLayer`] yourself.
 pub fn init(logger: impl Into<String>) -> Result<(), InitError> {
-    init_with(logger, tracing_subscriber::layer::Identity::new())
+    Setup::new(logger).init()
 }
 
 /// [`init`], with one more layer beside the mozlog lines: an error reporter's, such as
@@ -194,21 +212,195 @@ pub fn init(logger: impl Into<String>) -> Result<(), InitError> {
 /// ```
 pub fn init_with<L>(logger: impl Into<String>, layer: L) -> Result<(), InitError>
 where
-    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+    L: Layer<Registry> + Send + Sync + 'static,
 {
-    let subscriber = tracing_subscriber::registry()
-        .with(layer)
-        .with(MozLogLayer::new(logger))
-        .with(LevelFilter::INFO);
-    tracing::subscriber::set_global_default(subscriber).map_err(InitError::AlreadySet)?;
-    let bridge = tracing_log::LogTracer::builder()
-        .with_max_level(tracing_log::log::LevelFilter::Info)
-        .init();
-    if bridge.is_err() {
-        tracing::warn!(
-            target: "dockerflow::logging",
-            "another `log` logger is set: records of the `log` crate do not reach the mozlog lines"
-        );
+    Setup::new(logger).layer(layer).init()
+}
+
+/// What [`init`] installs, with each setting in code as well (code wins over the
+/// environment).
+///
+/// ```
+/// use dockerflow::logging::{Format, Setup};
+///
+/// Setup::new("my-app")
+///     .format(Format::Text) // instead of DOCKERFLOW_LOG_FORMAT
+///     .filter("my_app=debug,info") // instead of RUST_LOG
+///     .init()?;
+/// # Ok::<(), dockerflow::logging::InitError>(())
+/// ```
+#[must_use = "call .init() to install the subscriber"]
+pub struct Setup<W = StdoutWriter, L = Identity> {
+    logger: String,
+    format: Option<Format>,
+    filter: Option<String>,
+    environment: Option<HashMap<String, String>>,
+    make_writer: W,
+    layer: L,
+}
+
+impl Setup {
+    /// The set-up of [`init`]: lines on stdout with `logger` as `Logger`, the format and the
+    /// filter from the environment.
+    pub fn new(logger: impl Into<String>) -> Self {
+        Setup {
+            logger: logger.into(),
+            format: None,
+            filter: None,
+            environment: None,
+            make_writer: mozlog::stdout_writer(),
+            layer: Identity::new(),
+        }
     }
-    Ok(())
+}
+
+impl<W, L> Setup<W, L> {
+    /// How events are written; `DOCKERFLOW_LOG_FORMAT` otherwise (default [`Format::Json`]).
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// Which events are written, in `tracing-subscriber`'s
+    /// [`EnvFilter`](https://docs.rs/tracing-subscriber/latest/tracing_subscriber/filter/struct.EnvFilter.html)
+    /// syntax (`info`, `my_app=debug,info`, …); `RUST_LOG` otherwise (default `info`).
+    pub fn filter(mut self, directives: impl Into<String>) -> Self {
+        self.filter = Some(directives.into());
+        self
+    }
+
+    /// Reads `RUST_LOG` and `DOCKERFLOW_LOG_FORMAT` from these variables instead of the
+    /// process environment.
+    pub fn environment<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.environment = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Writes the lines to `make_writer` instead of stdout (each line is one `write_all`
+    /// call on a writer made for it).
+    pub fn writer<W2>(self, make_writer: W2) -> Setup<W2, L>
+    where
+        W2: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+    {
+        Setup {
+            logger: self.logger,
+            format: self.format,
+            filter: self.filter,
+            environment: self.environment,
+            make_writer,
+            layer: self.layer,
+        }
+    }
+
+    /// One more layer beside the mozlog lines, as [`init_with`] adds (an error reporter's);
+    /// it sees the events that pass the same filter.
+    pub fn layer<L2>(self, layer: L2) -> Setup<W, L2>
+    where
+        L2: Layer<Registry> + Send + Sync + 'static,
+    {
+        Setup {
+            logger: self.logger,
+            format: self.format,
+            filter: self.filter,
+            environment: self.environment,
+            make_writer: self.make_writer,
+            layer,
+        }
+    }
+
+    /// The value of `name`; unset and empty are the same.
+    fn var(&self, name: &str) -> Option<String> {
+        let value = match &self.environment {
+            Some(vars) => vars.get(name).cloned(),
+            None => std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()),
+        };
+        value.filter(|v| !v.trim().is_empty())
+    }
+
+    /// The format and the filter, from code or the environment, checked.
+    fn settings(&self) -> Result<(Format, EnvFilter), StartupError> {
+        let invalid = |setting: &str, value: &str, expected: String| {
+            StartupError::InvalidSetting {
+                setting: setting.to_owned(),
+                value: value.chars().take(80).collect(),
+                expected,
+            }
+        };
+        let format = match self.format {
+            Some(format) => format,
+            None => match self.var(env::LOG_FORMAT) {
+                Some(text) => text.parse().map_err(|_| {
+                    invalid(env::LOG_FORMAT, &text, Format::ACCEPTED.to_owned())
+                })?,
+                None => Format::Json,
+            },
+        };
+        let (setting, directives) = match &self.filter {
+            Some(directives) => ("Setup::filter", directives.clone()),
+            None => (
+                env::RUST_LOG,
+                self.var(env::RUST_LOG)
+                    .unwrap_or_else(|| DEFAULT_FILTER.to_owned()),
+            ),
+        };
+        let filter = EnvFilter::builder().parse(&directives).map_err(|err| {
+            invalid(
+                setting,
+                &directives,
+                format!(
+                    "comma-separated tracing-subscriber EnvFilter directives such as info or my_app=debug,info ({err})"
+                ),
+            )
+        })?;
+        Ok((format, filter))
+    }
+
+    /// Installs the subscriber as the global default, and the bridge for records of the
+    /// `log` crate.
+    pub fn init(self) -> Result<(), InitError>
+    where
+        W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+        L: Layer<Registry> + Send + Sync + 'static,
+    {
+        let (format, filter) = self.settings()?;
+        let max_level = filter.max_level_hint();
+        let layer = MozLogLayer::new(self.logger)
+            .with_format(format)
+            .with_writer(self.make_writer);
+        let subscriber = tracing_subscriber::registry()
+            .with(self.layer)
+            .with(filter)
+            .with(layer);
+        tracing::subscriber::set_global_default(subscriber).map_err(InitError::AlreadySet)?;
+        let mut bridge = tracing_log::LogTracer::builder();
+        if let Some(level) = max_level {
+            bridge = bridge.with_max_level(level.as_log());
+        }
+        if bridge.init().is_err() {
+            tracing::warn!(
+                target: "dockerflow::logging",
+                "another `log` logger is set: records of the `log` crate do not reach the mozlog lines"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl<W, L> fmt::Debug for Setup<W, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Setup")
+            .field("logger", &self.logger)
+            .field("format", &self.format)
+            .field("filter", &self.filter)
+            .finish_non_exhaustive()
+    }
 }

@@ -11,12 +11,13 @@ use std::time::Instant;
 
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode, Uri};
 use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::future::{FutureExt, LocalBoxFuture};
 use tracing::Instrument;
 
 use crate::logging::RequestId;
+use crate::redact::redacted;
 use crate::Dockerflow;
 
 /// Middleware that logs one `request.summary` line per request and gives each request its
@@ -33,7 +34,13 @@ use crate::Dockerflow;
 ///   `path`, `code`, `errno`, `t` (ms), `rid`, `uid` (when the app called [`set_uid`]) and
 ///   `querystring` (when [`Builder::log_querystring`](crate::Builder::log_querystring) is
 ///   on). The line is `INFO`; it is `ERROR`, with an `error` field, when a handler failed with
-///   a 5xx error or panicked.
+///   a 5xx error or panicked. The texts that can carry a secret (`path`, `querystring`,
+///   `error`) are [redacted](crate::redact::redact) here, before any subscriber sees them.
+///
+/// With [`Builder::log_probes(false)`](crate::Builder::log_probes) (or
+/// `DOCKERFLOW_LOG_PROBES=false`), requests to the Dockerflow endpoints
+/// ([`ENDPOINT_PATHS`](crate::ENDPOINT_PATHS)) get no summary line: load balancers' probes are
+/// most of the volume in many services. They keep their request id and span.
 ///
 /// Add it with `.wrap(...)` after every other `.wrap`, so it is the outermost middleware and
 /// sees the final status of every request:
@@ -63,6 +70,7 @@ pub struct RequestSummary {
 struct Settings {
     header: HeaderName,
     log_querystring: bool,
+    log_probes: bool,
 }
 
 impl RequestSummary {
@@ -73,6 +81,7 @@ impl RequestSummary {
             settings: Arc::new(Settings {
                 header: config.request_id_header().clone(),
                 log_querystring: config.log_querystring(),
+                log_probes: config.log_probes(),
             }),
         }
     }
@@ -90,6 +99,7 @@ impl fmt::Debug for RequestSummary {
         f.debug_struct("RequestSummary")
             .field("request_id_header", &self.settings.header)
             .field("log_querystring", &self.settings.log_querystring)
+            .field("log_probes", &self.settings.log_probes)
             .finish()
     }
 }
@@ -167,16 +177,24 @@ pub fn set_uid(req: &HttpRequest, uid: impl Into<String>) {
     *context.uid.borrow_mut() = Some(uid);
 }
 
-/// The parts of the request the summary needs, taken before the app gets the request.
+/// The parts of the request the summary needs, taken before the app gets the request (shared
+/// with it, not copied: header values and the URI are reference-counted).
 struct Summary {
     start: Instant,
-    agent: String,
-    lang: String,
-    method: String,
-    path: String,
-    querystring: Option<String>,
+    agent: Option<HeaderValue>,
+    lang: Option<HeaderValue>,
+    method: Method,
+    uri: Uri,
+    log_querystring: bool,
     rid: RequestId,
     uid: Rc<RefCell<Option<String>>>,
+}
+
+/// Logs the summary of a request, unless it gets none (a probe, with `log_probes` off).
+fn log(summary: &Option<Summary>, status: StatusCode, error: Option<&str>) {
+    if let Some(summary) = summary {
+        summary.log(status, error);
+    }
 }
 
 impl Summary {
@@ -187,16 +205,25 @@ impl Summary {
         let t = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let uid = self.uid.borrow();
         let uid = uid.as_deref();
-        let querystring = self.querystring.as_deref();
+        // Redacted here, so that no subscriber can log a secret from a path or an error.
+        let path = redacted(self.uri.path());
+        let querystring = self
+            .log_querystring
+            .then(|| redacted(self.uri.query().unwrap_or_default()));
+        let querystring = querystring.as_deref();
+        let error = error.map(redacted);
+        let error = error.as_deref();
+        let agent = header_text(self.agent.as_ref());
+        let lang = header_text(self.lang.as_ref());
         macro_rules! summary {
             ($level:expr) => {
                 tracing::event!(
                     target: "request.summary",
                     $level,
-                    agent = self.agent.as_str(),
-                    lang = self.lang.as_str(),
+                    agent = &*agent,
+                    lang = &*lang,
                     method = self.method.as_str(),
-                    path = self.path.as_str(),
+                    path = &*path,
                     code,
                     errno,
                     t,
@@ -214,11 +241,15 @@ impl Summary {
     }
 }
 
-fn header_text(headers: &HeaderMap, name: HeaderName) -> String {
-    headers
-        .get(name)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+/// A header's value as text; bytes that are not UTF-8 become U+FFFD.
+fn header_text(value: Option<&HeaderValue>) -> std::borrow::Cow<'_, str> {
+    value
+        .map(|value| String::from_utf8_lossy(value.as_bytes()))
         .unwrap_or_default()
+}
+
+fn header_value(headers: &HeaderMap, name: HeaderName) -> Option<HeaderValue> {
+    headers.get(name).cloned()
 }
 
 impl<S, B> Service<ServiceRequest> for RequestSummaryMiddleware<S>
@@ -244,23 +275,23 @@ where
             rid = rid.as_str(),
             uid = tracing::field::Empty,
         );
-        let summary = Summary {
-            start: Instant::now(),
-            agent: header_text(req.headers(), header::USER_AGENT),
-            lang: header_text(req.headers(), header::ACCEPT_LANGUAGE),
-            method: req.method().to_string(),
-            path: req.path().to_owned(),
-            querystring: self
-                .settings
-                .log_querystring
-                .then(|| req.query_string().to_owned()),
-            rid: rid.clone(),
-            uid: Rc::default(),
-        };
+        let summary = (self.settings.log_probes || !crate::is_endpoint_path(req.path())).then(|| {
+            Summary {
+                start: Instant::now(),
+                agent: header_value(req.headers(), header::USER_AGENT),
+                lang: header_value(req.headers(), header::ACCEPT_LANGUAGE),
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                log_querystring: self.settings.log_querystring,
+                rid: rid.clone(),
+                uid: Rc::default(),
+            }
+        });
+        let uid = summary.as_ref().map_or_else(Rc::default, |s| Rc::clone(&s.uid));
         req.extensions_mut().insert(rid.clone());
         req.extensions_mut().insert(RequestContext {
             span: span.clone(),
-            uid: Rc::clone(&summary.uid),
+            uid,
         });
 
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -283,7 +314,7 @@ where
                         .error()
                         .filter(|_| status.is_server_error())
                         .map(ToString::to_string);
-                    summary.log(status, error.as_deref());
+                    log(&summary, status, error.as_deref());
                     if let Ok(value) = HeaderValue::from_str(rid.as_str()) {
                         res.headers_mut().insert(header, value);
                     }
@@ -294,12 +325,12 @@ where
                     // response from the error later, so the error carries the id header.
                     let status = error.as_response_error().status_code();
                     let text = status.is_server_error().then(|| error.to_string());
-                    summary.log(status, text.as_deref());
+                    log(&summary, status, text.as_deref());
                     Err(WithRequestId { error, header, rid }.into())
                 }
                 Err(panic) => {
                     let text = format!("handler panicked: {}", super::panic_text(&*panic));
-                    summary.log(StatusCode::INTERNAL_SERVER_ERROR, Some(&text));
+                    log(&summary, StatusCode::INTERNAL_SERVER_ERROR, Some(&text));
                     std::panic::resume_unwind(panic)
                 }
             }
