@@ -3,37 +3,15 @@
 //! app configured (the details token always among them).
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
-static SECRETS: RwLock<Secrets> = RwLock::new(Secrets {
-    list: Vec::new(),
-    classes: BASE_CLASSES,
-});
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Whether any secret was added: most texts are then redacted without taking the lock.
+static HAS_SECRETS: AtomicBool = AtomicBool::new(false);
 
 const MASK: &str = "***";
-
-/// The configured secrets, and a class for each byte value: what a text holding that byte
-/// may need masked. A text none of whose bytes has a class is given back as it is, after one
-/// pass over its bytes: most log strings (paths, ids, agents, messages) need no other work.
-struct Secrets {
-    /// Longest first, so a secret that contains another is masked whole.
-    list: Vec<String>,
-    classes: [u8; 256],
-}
-
-/// `:` may start a URL's `://`.
-const URL: u8 = 1;
-/// `=` may end a `password=` key.
-const KEY_VALUE: u8 = 2;
-/// The first byte of a configured secret.
-const SECRET: u8 = 4;
-
-const BASE_CLASSES: [u8; 256] = {
-    let mut classes = [0; 256];
-    classes[b':' as usize] = URL;
-    classes[b'=' as usize] = KEY_VALUE;
-    classes
-};
 
 /// Keys whose values are secrets in connection strings and query strings.
 const SECRET_KEYS: &[&str] = &[
@@ -60,10 +38,11 @@ pub fn add_secret(secret: impl Into<String>) {
         return;
     }
     let mut secrets = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    if !secrets.list.contains(&secret) {
-        secrets.classes[usize::from(secret.as_bytes()[0])] |= SECRET;
-        secrets.list.push(secret);
-        secrets.list.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    if !secrets.contains(&secret) {
+        secrets.push(secret);
+        // Longest first, so a secret that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        HAS_SECRETS.store(true, Ordering::Release);
     }
 }
 
@@ -81,28 +60,25 @@ pub fn redact(text: &str) -> String {
 }
 
 /// Like [`redact`], borrowing `text` when nothing in it needs masking (the common case).
+///
+/// Most log strings (paths, ids, agents, messages) hold no `:` and no `=` (found with
+/// `memchr`), and no configured secret: they are given back as they are, without a copy.
 pub(crate) fn redacted(text: &str) -> Cow<'_, str> {
-    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
-    let class = text
-        .as_bytes()
-        .iter()
-        .fold(0, |class, &b| class | secrets.classes[usize::from(b)]);
-    if class == 0 {
-        return Cow::Borrowed(text);
-    }
+    let bytes = text.as_bytes();
     let mut out = Cow::Borrowed(text);
-    if class & URL != 0 {
+    if bytes.contains(&b':') {
         if let Some(masked) = mask_url_credentials(&out) {
             out = Cow::Owned(masked);
         }
     }
-    if class & KEY_VALUE != 0 {
+    if bytes.contains(&b'=') {
         if let Some(masked) = mask_key_values(&out) {
             out = Cow::Owned(masked);
         }
     }
-    if class & SECRET != 0 {
-        for secret in &secrets.list {
+    if HAS_SECRETS.load(Ordering::Acquire) {
+        let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+        for secret in secrets.iter() {
             if out.contains(secret.as_str()) {
                 out = Cow::Owned(out.replace(secret.as_str(), MASK));
             }
