@@ -142,6 +142,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use tracing_log::AsLog as _;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Identity, Layer, SubscriberExt};
 use tracing_subscriber::{EnvFilter, Registry};
@@ -327,7 +328,7 @@ impl<W, L> Setup<W, L> {
     }
 
     /// The format and the filter, from code or the environment, checked.
-    fn settings(&self) -> Result<(Format, EnvFilter), StartupError> {
+    fn settings(&self) -> Result<(Format, Filter), StartupError> {
         let invalid = |setting: &str, value: &str, expected: String| {
             StartupError::InvalidSetting {
                 setting: setting.to_owned(),
@@ -352,7 +353,7 @@ impl<W, L> Setup<W, L> {
                     .unwrap_or_else(|| DEFAULT_FILTER.to_owned()),
             ),
         };
-        let filter = EnvFilter::builder().parse(&directives).map_err(|err| {
+        let env_filter = EnvFilter::builder().parse(&directives).map_err(|err| {
             invalid(
                 setting,
                 &directives,
@@ -361,6 +362,14 @@ impl<W, L> Setup<W, L> {
                 ),
             )
         })?;
+        // Directives on targets and levels only (no `[span{field}]`) need no per-span work:
+        // `Targets` decides once per call site what `EnvFilter` would decide on every span
+        // entered and exited, the same way.
+        let filter = match directives.contains('[') {
+            false => directives.parse::<Targets>().ok().map(Filter::Targets),
+            true => None,
+        }
+        .unwrap_or(Filter::Env(env_filter));
         Ok((format, filter))
     }
 
@@ -372,13 +381,26 @@ impl<W, L> Setup<W, L> {
         L: Layer<Registry> + Send + Sync + 'static,
     {
         let (format, filter) = self.settings()?;
-        let max_level = filter.max_level_hint();
+        // One of the two, the other `None` (a layer that does nothing).
+        let (max_level, targets, env_filter) = match filter {
+            Filter::Targets(targets) => (
+                targets
+                    .iter()
+                    .map(|(_, level)| level)
+                    .chain(targets.default_level())
+                    .max(),
+                Some(targets),
+                None,
+            ),
+            Filter::Env(env) => (env.max_level_hint(), None, Some(env)),
+        };
         let layer = MozLogLayer::new(self.logger)
             .with_format(format)
             .with_writer(self.make_writer);
         let subscriber = tracing_subscriber::registry()
             .with(self.layer)
-            .with(filter)
+            .with(targets)
+            .with(env_filter)
             .with(layer);
         tracing::subscriber::set_global_default(subscriber).map_err(InitError::AlreadySet)?;
         let mut bridge = tracing_log::LogTracer::builder();
@@ -393,6 +415,12 @@ impl<W, L> Setup<W, L> {
         }
         Ok(())
     }
+}
+
+/// What `RUST_LOG` (or [`Setup::filter`]) asks for.
+enum Filter {
+    Targets(Targets),
+    Env(EnvFilter),
 }
 
 impl<W, L> fmt::Debug for Setup<W, L> {
