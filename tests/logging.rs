@@ -854,3 +854,280 @@ async fn child_process_entry() {
         thread.join().unwrap();
     }
 }
+
+// Operator control (contract §4 v2) and concurrency, each through a child process that
+// calls `dockerflow::logging::init` and serves real HTTP; the parent reads its real stdout.
+
+const SCENARIO_ENV: &str = "DOCKERFLOW_LOGGING_TEST_SCENARIO";
+/// The variables a child reads, removed from its environment unless a test sets them.
+const LOGGING_VARS: [&str; 3] = ["RUST_LOG", "DOCKERFLOW_LOG_FORMAT", "DOCKERFLOW_LOG_PROBES"];
+const CONCURRENT_CLIENTS: usize = 40;
+const REQUESTS_PER_CLIENT: usize = 100;
+
+/// What a child process printed: its lines, without the test harness's own.
+struct ChildOutput {
+    lines: Vec<String>,
+    stderr: String,
+}
+
+impl ChildOutput {
+    /// The lines as mozlog, each validated against the schema.
+    fn mozlog(&self) -> Vec<Value> {
+        self.lines.iter().map(|l| parse_line(l)).collect()
+    }
+
+    /// The mozlog lines whose `Fields.rid` is `rid`.
+    fn of(&self, rid: &str) -> Vec<Value> {
+        self.mozlog()
+            .into_iter()
+            .filter(|l| l["Fields"]["rid"] == rid)
+            .collect()
+    }
+}
+
+fn run_child(scenario: &str, env: &[(&str, &str)]) -> ChildOutput {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "settings_child_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SCENARIO_ENV, scenario)
+        .stdin(Stdio::null());
+    for var in LOGGING_VARS {
+        command.env_remove(var);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("the test binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "child failed: {stderr}");
+    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
+    let lines = stdout
+        .lines()
+        // libtest prints this without a newline before the test runs.
+        .map(|l| l.strip_prefix("test settings_child_entry ... ").unwrap_or(l))
+        .filter(|l| {
+            !(l.is_empty()
+                || l.starts_with("running ")
+                || l.starts_with("test result:")
+                || *l == "ok"
+                || l.starts_with("successes:")
+                || l.starts_with("    "))
+        })
+        .map(str::to_owned)
+        .collect();
+    ChildOutput { lines, stderr }
+}
+
+#[actix_web::test]
+#[ignore = "entry point of the child processes of the operator-control and concurrency tests"]
+async fn settings_child_entry() {
+    let scenario = std::env::var(SCENARIO_ENV).expect("run by its parent tests only");
+    if let Err(err) = dockerflow::logging::init("child-app") {
+        println!("INIT-ERROR: {err}");
+        return;
+    }
+    // The process environment, as a service reads it.
+    let dockerflow = match Dockerflow::builder()
+        .only_checks(std::iter::empty::<String>())
+        .redact("tok-logging-s3cret")
+        .build()
+    {
+        Ok(dockerflow) => dockerflow,
+        Err(err) => {
+            println!("STARTUP-ERROR: {err}");
+            return;
+        }
+    };
+    let srv = actix_test::start_with(actix_test::config().workers(4), move || {
+        let dockerflow = dockerflow.clone();
+        App::new()
+            .configure(routes)
+            .configure(|cfg| dockerflow.configure(cfg))
+            .wrap(dockerflow.request_summary())
+    });
+    match scenario.as_str() {
+        "settings" => {
+            for (path, rid) in [
+                ("/hello", "child-hello"),
+                ("/__lbheartbeat__", "child-lb"),
+                ("/__heartbeat__", "child-heartbeat"),
+                ("/__version__/", "child-version"),
+                ("/secrets", "child-secrets"),
+                ("/levels", "child-levels"),
+            ] {
+                send(&srv, path, &[rid_header(rid)]).await;
+            }
+        }
+        "concurrency" => {
+            let clients = (0..CONCURRENT_CLIENTS).map(|c| {
+                let srv = &srv;
+                async move {
+                    for i in 0..REQUESTS_PER_CLIENT {
+                        let rid = format!("conc-{c}-{i}");
+                        let sent = send(srv, "/hello", &[rid_header(&rid)]).await;
+                        assert_eq!(sent.status, StatusCode::OK);
+                    }
+                }
+            });
+            futures_util::future::join_all(clients).await;
+        }
+        other => panic!("unknown scenario {other:?}"),
+    }
+    // The summary is logged before the answer is sent: every line is written by now.
+    srv.stop().await;
+}
+
+#[test]
+fn rust_log_filters_events_and_defaults_to_info() {
+    let default = run_child("settings", &[]);
+    let empty = run_child("settings", &[("RUST_LOG", " ")]);
+    for out in [&default, &empty] {
+        assert_eq!(summaries(&out.of("child-hello")).len(), 1, "{}", out.stderr);
+        let levels = out.of("child-levels");
+        assert!(levels.iter().any(|l| l["Fields"]["msg"] == "a warning"));
+        assert!(
+            levels.iter().all(|l| l["Fields"]["msg"] != "a debug line"),
+            "DEBUG is below the default: {levels:#?}"
+        );
+    }
+
+    let warn = run_child("settings", &[("RUST_LOG", "warn")]);
+    assert!(summaries(&warn.mozlog()).is_empty(), "summaries are INFO");
+    let levels = warn.of("child-levels");
+    assert!(levels.iter().any(|l| l["Fields"]["msg"] == "a warning"));
+    assert!(levels.iter().all(|l| l["Fields"]["msg"] != "a custom type"));
+
+    // Per-target directives: summaries on, the app's own lines down to DEBUG.
+    let targets = run_child("settings", &[("RUST_LOG", "warn,request.summary=info,logging=debug")]);
+    assert_eq!(summaries(&targets.of("child-hello")).len(), 1);
+    let levels = targets.of("child-levels");
+    assert!(levels.iter().any(|l| l["Fields"]["msg"] == "a debug line"));
+    assert!(
+        levels.iter().all(|l| l["Fields"]["msg"] != "a custom type"),
+        "custom.type is at warn: {levels:#?}"
+    );
+}
+
+#[test]
+fn log_probes_false_drops_the_summaries_of_the_dockerflow_endpoints_only() {
+    let on = run_child("settings", &[]);
+    for rid in ["child-lb", "child-heartbeat", "child-version", "child-hello"] {
+        assert_eq!(summaries(&on.of(rid)).len(), 1, "{rid}: {}", on.stderr);
+    }
+    let off = run_child("settings", &[("DOCKERFLOW_LOG_PROBES", "false")]);
+    for rid in ["child-lb", "child-heartbeat", "child-version"] {
+        assert!(summaries(&off.of(rid)).is_empty(), "{rid}: {:#?}", off.of(rid));
+    }
+    for rid in ["child-hello", "child-secrets", "child-levels"] {
+        assert_eq!(summaries(&off.of(rid)).len(), 1, "{rid} keeps its summary");
+    }
+    // An empty value counts as unset: probes are logged.
+    let empty = run_child("settings", &[("DOCKERFLOW_LOG_PROBES", "")]);
+    assert_eq!(summaries(&empty.of("child-lb")).len(), 1);
+}
+
+#[test]
+fn log_format_text_prints_one_readable_redacted_line_per_event() {
+    let out = run_child("settings", &[("DOCKERFLOW_LOG_FORMAT", "text")]);
+    assert!(!out.lines.is_empty(), "{}", out.stderr);
+    for line in &out.lines {
+        assert!(!line.starts_with('{'), "a JSON line in text format: {line}");
+        // 2026-11-22T04:00:00.123Z LEVEL type: …
+        let (time, rest) = line.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        assert!(
+            time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{line:?}"
+        );
+        let level = rest.split(' ').next().unwrap();
+        assert!(
+            ["CRITICAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&level),
+            "{line:?}"
+        );
+    }
+    let summary = out
+        .lines
+        .iter()
+        .find(|l| l.contains("request.summary:") && l.contains(r#"rid="child-hello""#))
+        .unwrap_or_else(|| panic!("the summary of /hello in {:#?}", out.lines));
+    assert!(summary.contains(" INFO request.summary:"), "{summary}");
+    for field in [r#"path="/hello""#, r#"method="GET""#, "code=200", "errno=0"] {
+        assert!(summary.contains(field), "{field} in {summary}");
+    }
+    let handler = out
+        .lines
+        .iter()
+        .find(|l| l.contains("handling hello"))
+        .expect("the handler's line");
+    assert!(handler.contains(" INFO logging: handling hello"), "{handler}");
+    assert!(handler.contains(r#"step="inside""#), "{handler}");
+    let critical = out
+        .lines
+        .iter()
+        .find(|l| l.contains("the disk is full"))
+        .expect("the critical line");
+    assert!(critical.contains(" CRITICAL "), "{critical}");
+    // Redacted as the JSON lines are; a newline in a value stays escaped on its line.
+    let all = out.lines.join("\n");
+    assert!(all.contains("postgres://app:***@db.internal:5432/app"), "{all}");
+    assert!(!all.contains("hunter2") && !all.contains("tok-logging-s3cret"), "{all}");
+
+    for json in ["json", "JSON", ""] {
+        let out = run_child("settings", &[("DOCKERFLOW_LOG_FORMAT", json)]);
+        assert_eq!(summaries(&out.of("child-hello")).len(), 1, "{json:?}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn bad_logging_settings_stop_start_up_naming_the_variable_and_the_accepted_values() {
+    let cases = [
+        ("RUST_LOG", "info,=bogus=[", "EnvFilter directives"),
+        ("RUST_LOG", "app=loudest", "EnvFilter directives"),
+        ("DOCKERFLOW_LOG_FORMAT", "xml", "json or text"),
+        ("DOCKERFLOW_LOG_PROBES", "sometimes", "true or false"),
+    ];
+    for (var, value, accepted) in cases {
+        let out = run_child("settings", &[(var, value)]);
+        let error = out
+            .lines
+            .iter()
+            .find(|l| l.starts_with("INIT-ERROR: ") || l.starts_with("STARTUP-ERROR: "))
+            .unwrap_or_else(|| panic!("{var}={value} was accepted: {:#?}", out.lines));
+        assert!(error.contains(var), "{error}");
+        assert!(error.contains(accepted), "{error}");
+        assert!(
+            !out.lines.iter().any(|l| l.contains("request.summary")),
+            "{var}={value}: the service started"
+        );
+    }
+}
+
+#[test]
+fn under_concurrency_every_summary_is_written_once_on_a_line_of_its_own() {
+    let out = run_child("concurrency", &[]);
+    let lines = out.mozlog(); // each a whole, valid mozlog line
+    let mut seen = std::collections::HashMap::new();
+    for line in summaries(&lines) {
+        let rid = line["Fields"]["rid"].as_str().unwrap();
+        *seen.entry(rid.to_owned()).or_insert(0) += 1;
+    }
+    let expected = CONCURRENT_CLIENTS * REQUESTS_PER_CLIENT;
+    for c in 0..CONCURRENT_CLIENTS {
+        for i in 0..REQUESTS_PER_CLIENT {
+            let rid = format!("conc-{c}-{i}");
+            assert_eq!(seen.get(&rid), Some(&1), "summaries of {rid}");
+        }
+    }
+    assert_eq!(seen.len(), expected, "no summary of another request");
+    // The handler's own line of each request, with its id from the request span.
+    let inside = lines
+        .iter()
+        .filter(|l| l["Fields"]["msg"] == "handling hello")
+        .count();
+    assert_eq!(inside, expected);
+}
