@@ -1,5 +1,7 @@
 //! Each figure of the table: the servers it needs, the load it puts on them, the ratio.
 
+mod deployed;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

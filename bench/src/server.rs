@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
+use dockerflow::logging::RequestSummary;
 
 use crate::BenchError;
 
@@ -24,9 +25,12 @@ pub(crate) struct Server {
     workers: Arc<Mutex<Vec<u32>>>,
 }
 
-impl Server {
-    /// Starts `setup` on `127.0.0.1:<free port>` with `worker_count` workers.
-    pub(crate) fn start(name: &str, worker_count: usize, setup: Setup) -> Result<Self, BenchError> {
+/// Starts on `127.0.0.1:<free port>` the app that `$make_app` builds on each worker: a macro,
+/// as the app's type depends on its middleware.
+macro_rules! spawn {
+    ($name:expr, $worker_count:expr, $make_app:expr) => {{
+        let name: &str = $name;
+        let worker_count: usize = $worker_count;
         let (tx, rx) = mpsc::channel();
         let workers = Arc::new(Mutex::new(Vec::new()));
         let worker_ids = Arc::clone(&workers);
@@ -43,8 +47,7 @@ impl Server {
                                 .unwrap_or_else(|p| p.into_inner())
                                 .push(tid);
                         }
-                        let setup = Arc::clone(&setup);
-                        App::new().configure(move |cfg| setup(cfg))
+                        $make_app
                     })
                     .workers(worker_count)
                     .disable_signals()
@@ -78,6 +81,32 @@ impl Server {
             handle,
             thread: Some(thread),
             workers,
+        })
+    }};
+}
+
+impl Server {
+    /// Starts `setup` on `127.0.0.1:<free port>` with `worker_count` workers.
+    pub(crate) fn start(name: &str, worker_count: usize, setup: Setup) -> Result<Self, BenchError> {
+        spawn!(name, worker_count, {
+            let setup = Arc::clone(&setup);
+            App::new().configure(move |cfg| setup(cfg))
+        })
+    }
+
+    /// Like [`Server::start`], with the `request.summary` middleware around the app, as a
+    /// deployed service has it (`.wrap(dockerflow.request_summary())`, the outermost).
+    pub(crate) fn start_summarised(
+        name: &str,
+        worker_count: usize,
+        setup: Setup,
+        summary: RequestSummary,
+    ) -> Result<Self, BenchError> {
+        spawn!(name, worker_count, {
+            let setup = Arc::clone(&setup);
+            App::new()
+                .configure(move |cfg| setup(cfg))
+                .wrap(summary.clone())
         })
     }
 

@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 pub(crate) enum Target {
     AtLeast(f64),
     AtMost(f64),
+    /// A figure shown for what it says, with no target (such as a cost in µs).
+    None,
 }
 
 impl Target {
@@ -14,6 +16,7 @@ impl Target {
         match self {
             Target::AtLeast(target) => ratio >= target,
             Target::AtMost(target) => ratio <= target,
+            Target::None => true,
         }
     }
 
@@ -21,6 +24,7 @@ impl Target {
         match self {
             Target::AtLeast(target) => format!("≥ {target}"),
             Target::AtMost(target) => format!("≤ {target}"),
+            Target::None => "—".to_owned(),
         }
     }
 }
@@ -52,6 +56,11 @@ impl Row {
     pub(crate) fn passed(&self) -> bool {
         self.ratio.is_finite() && self.target.met(self.ratio)
     }
+
+    /// Whether the figure has a target to meet.
+    pub(crate) fn has_target(&self) -> bool {
+        !matches!(self.target, Target::None)
+    }
 }
 
 /// The rows as a Markdown table (it reads as well in a terminal as in BENCHMARKS.md).
@@ -64,7 +73,12 @@ pub(crate) fn render(rows: &[Row]) -> String {
                 row.measured.clone(),
                 row.target.text(),
                 format!("{:.3}", row.ratio),
-                if row.passed() { "pass" } else { "MISS" }.to_owned(),
+                match (row.has_target(), row.passed()) {
+                    (false, _) => "—",
+                    (true, true) => "pass",
+                    (true, false) => "MISS",
+                }
+                .to_owned(),
             ]
         })
         .collect();

@@ -1,0 +1,227 @@
+//! The `deployed` group: the endpoints as a deployed service serves them, with the
+//! `request.summary` middleware and the mozlog subscriber writing every line to a file, beside
+//! a bare actix-web handler on the same paths, measured in the same run (issue 10).
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use dockerflow::Dockerflow;
+
+use super::{median, thousands, Bench};
+use crate::checks;
+use crate::server::{check_threads_cpu_time, Server, Setup};
+use crate::table::{Row, Target};
+use crate::wrk::Load;
+use crate::BenchError;
+
+/// The paths measured, each against the bare handler on the same path.
+const PATHS: [&str; 3] = ["/__lbheartbeat__", "/__version__", "/__heartbeat__"];
+
+/// The file the deployed server's lines go to: what stdout redirected to a file is for a
+/// service. Emptied after each run, so a full run writes a few hundred MB at most at a time.
+struct LogFile {
+    path: std::path::PathBuf,
+    file: Arc<File>,
+}
+
+impl LogFile {
+    fn create() -> Result<Self, BenchError> {
+        let path =
+            std::env::temp_dir().join(format!("dockerflow-bench-{}-mozlog.log", std::process::id()));
+        // Appending, as stdout redirected with `>>` does: each write lands at the end, also
+        // after the file is emptied.
+        let _ = std::fs::remove_file(&path);
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| BenchError::new(format!("cannot create {}: {e}", path.display())))?;
+        Ok(LogFile {
+            path,
+            file: Arc::new(file),
+        })
+    }
+
+    /// The number of lines written since the last call, then the file emptied. Checks that
+    /// they are whole lines, and that the first is a request summary when `summaries`.
+    fn take_lines(&self, summaries: bool) -> Result<u64, BenchError> {
+        let fail = |e: std::io::Error| {
+            BenchError::new(format!("cannot read {}: {e}", self.path.display()))
+        };
+        let mut text = Vec::new();
+        File::open(&self.path)
+            .and_then(|mut f| f.read_to_end(&mut text))
+            .map_err(fail)?;
+        self.file.set_len(0).map_err(fail)?;
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            return Err(BenchError::new("the log file ends with a partial line"));
+        }
+        let lines = bytecount(&text);
+        let first = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).take(1);
+        for line in first.filter(|_| summaries) {
+            let text = String::from_utf8_lossy(line);
+            if !text.starts_with("{\"Timestamp\":") || !text.contains("\"Type\":\"request.summary\"") {
+                return Err(BenchError::new(format!("not a request summary: {text}")));
+            }
+        }
+        Ok(lines)
+    }
+}
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn bytecount(text: &[u8]) -> u64 {
+    text.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+/// Installs the process's global subscriber as `dockerflow::logging::init` does (filter
+/// `info`, mozlog), with the lines going to `file` instead of stdout.
+fn install_logging(file: &LogFile) -> Result<(), BenchError> {
+    dockerflow::logging::Setup::new("dockerflow-demo")
+        .environment(std::iter::empty::<(String, String)>())
+        .writer(Arc::clone(&file.file))
+        .init()
+        .map_err(|e| BenchError::new(format!("cannot install the log subscriber: {e}")))
+}
+
+impl Bench {
+    /// What [`Bench::serve`] mounts: `dockerflow` and the pool and Redis client in app data.
+    fn setup(&self, dockerflow: Dockerflow) -> Setup {
+        let pool = self.pool.clone();
+        let client = self.redis_client.clone();
+        Arc::new(move |cfg| {
+            cfg.app_data(pool.clone()).app_data(client.clone());
+            dockerflow.configure(cfg);
+        })
+    }
+
+    /// `/__lbheartbeat__`, `/__version__` and `/__heartbeat__` (real backends, cache 1 s) of a
+    /// deployed service against the bare handler on the same paths, and the CPU time per
+    /// request the logging adds (the same server without the middleware, on
+    /// `/__lbheartbeat__`). Interleaved rounds, the median of the ratios within a round.
+    pub(crate) fn deployed(&self) -> Result<Vec<Row>, BenchError> {
+        let plan = &self.plan;
+        let log = LogFile::create()?;
+        install_logging(&log)?;
+
+        let bare_setup: Setup = Arc::new(|cfg| {
+            for path in PATHS {
+                cfg.route(path, web::get().to(|| async { HttpResponse::Ok().finish() }));
+            }
+        });
+        let bare = Server::start("bare-deployed", plan.workers, bare_setup)?;
+        let dockerflow = self
+            .dockerflow(checks::backend_checks())
+            .build()
+            .map_err(|e| BenchError::new(format!("dockerflow for the deployed server: {e}")))?;
+        let summary = dockerflow.request_summary();
+        let setup = self.setup(dockerflow);
+        let unlogged = Server::start("unlogged", plan.workers, Arc::clone(&setup))?;
+        let deployed = Server::start_summarised("deployed", plan.workers, setup, summary)?;
+        for path in PATHS {
+            self.expect(&bare, path, 200)?;
+            self.expect(&deployed, path, 200)?;
+        }
+        self.expect(&unlogged, "/__lbheartbeat__", 200)?;
+        log.take_lines(false)?;
+
+        // bare and deployed for each path, then the unlogged `/__lbheartbeat__`.
+        let mut targets: Vec<(&Server, String, bool)> = Vec::new();
+        for path in PATHS {
+            targets.push((&bare, bare.url(path), false));
+            targets.push((&deployed, deployed.url(path), true));
+        }
+        targets.push((&unlogged, unlogged.url("/__lbheartbeat__"), false));
+        const UNLOGGED_LB: usize = 6;
+
+        if !plan.quick {
+            for (_, url, logged) in &targets {
+                self.run_ok(&Load::new(url.as_str(), plan.connections, 1))?;
+                if *logged {
+                    log.take_lines(true)?;
+                }
+            }
+        }
+        let mut rates = vec![Vec::new(); targets.len()];
+        let mut cpu = vec![Vec::new(); targets.len()];
+        let mut lines_written = 0;
+        let mut requests_logged = 0;
+        for round in 0..plan.rounds {
+            let mut order: Vec<usize> = (0..targets.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let (server, url, logged) = &targets[i];
+                let load = Load::new(url.as_str(), plan.connections, plan.seconds);
+                let cpu_before = server.cpu_time() + check_threads_cpu_time();
+                let measured = self.run_ok(&load)?;
+                let cpu_used = server.cpu_time() + check_threads_cpu_time() - cpu_before;
+                rates[i].push(measured.requests_per_sec);
+                cpu[i].push(cpu_used.as_secs_f64() * 1e6 / measured.requests as f64);
+                if *logged {
+                    // Every answered request has its line, written before the answer; a few
+                    // more for requests that were in flight when wrk stopped.
+                    let lines = log.take_lines(true)?;
+                    if lines < measured.requests
+                        || lines > measured.requests + u64::from(plan.connections)
+                    {
+                        return Err(BenchError::new(format!(
+                            "{url}: {lines} summary lines for {} answered requests",
+                            measured.requests
+                        )));
+                    }
+                    lines_written += lines;
+                    requests_logged += measured.requests;
+                }
+            }
+        }
+        let rate: Vec<f64> = rates.iter().map(|r| median(r)).collect();
+        let cpu: Vec<f64> = cpu.iter().map(|c| median(c)).collect();
+        let mut rows = Vec::new();
+        let names = [
+            ("`/__lbheartbeat__`", 0.90),
+            ("`/__version__`", 0.88),
+            ("`/__heartbeat__` (PostgreSQL + migrations + Redis, cache 1 s)", 0.85),
+        ];
+        for (k, (name, target)) in names.into_iter().enumerate() {
+            let (b, d) = (2 * k, 2 * k + 1);
+            let per_round: Vec<f64> = rates[d].iter().zip(&rates[b]).map(|(d, b)| d / b).collect();
+            let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            rows.push(Row::new(
+                format!("deployed {name} (summary line + mozlog to a file) req/s ÷ bare handler req/s"),
+                format!(
+                    "{} vs {} req/s (rounds {low:.2}–{high:.2}); CPU {:.1} vs {:.1} µs/req",
+                    thousands(rate[d]),
+                    thousands(rate[b]),
+                    cpu[d],
+                    cpu[b]
+                ),
+                Target::AtLeast(target),
+                median(&per_round),
+            ));
+        }
+        let added = cpu[1] - cpu[UNLOGGED_LB];
+        rows.push(Row::new(
+            "CPU µs per request that logging adds (deployed ÷ same server without the middleware, `/__lbheartbeat__`)",
+            format!(
+                "{:.1} vs {:.1} µs/req; {} lines for {} answered requests",
+                cpu[1],
+                cpu[UNLOGGED_LB],
+                thousands(lines_written as f64),
+                thousands(requests_logged as f64)
+            ),
+            Target::None,
+            added,
+        ));
+        Ok(rows)
+    }
+}
