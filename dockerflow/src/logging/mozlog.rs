@@ -201,10 +201,40 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// `text` as a JSON string, quotes included.
+/// `text` as a JSON string, quotes included: `"` and `\` escaped, control characters as
+/// `\n`, `\t`, … or `\u00XX` (what serde_json writes; the property tests parse it back).
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
-    // Writing to a Vec cannot fail, and a &str always serializes.
-    let _ = serde_json::to_writer(&mut *out, text);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut copied = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[copied..i]);
+        copied = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    out.push(b'"');
 }
 
 /// Fields rendered as JSON values, one after the other in `json`: each entry is a name and
@@ -672,6 +702,15 @@ mod tests {
     fn values_that_fail_to_print_leave_a_marker() {
         assert_eq!(debug_text(&Broken), "half<formatting failed>");
         assert_eq!(debug_text(&"é\u{1}"), "\"é\\u{1}\"");
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_does() {
+        for text in ["", "plain", "q\"b\\s/", "\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}", "é€𝄞\u{2028}"] {
+            let mut ours = Vec::new();
+            push_json_str(&mut ours, text);
+            assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
     }
 
     #[test]
