@@ -209,10 +209,22 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut copied = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight plain bytes at a time (most strings have nothing to escape).
+        if let Some(word) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            if !word_needs_escape(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        i += 1;
         if b >= 0x20 && b != b'"' && b != b'\\' {
             continue;
         }
+        let i = i - 1;
         out.extend_from_slice(&bytes[copied..i]);
         copied = i + 1;
         match b {
@@ -235,6 +247,16 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
+}
+
+/// Whether one of the eight bytes of `word` is below 0x20, `"` or `\\` (the "has less" and
+/// "has zero byte" tests of Bit Twiddling Hacks: exact as to whether there is one).
+fn word_needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH != 0;
+    below_space || has_zero(word ^ (ONES * u64::from(b'"'))) || has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 /// Fields rendered as JSON values, one after the other in `json`: each entry is a name and
@@ -261,6 +283,13 @@ impl Rendered {
             Some(entry) => entry.1 = range,
             None => self.entries.push((name, range)),
         }
+    }
+
+    /// Renders a value with `write` and names it `name`, after the others.
+    fn push(&mut self, name: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.json.len();
+        write(&mut self.json);
+        self.entries.push((name, start..self.json.len()));
     }
 
     /// Appends the entries of `other` (a span's fields).
@@ -314,7 +343,11 @@ fn field_name(field: &Field) -> Option<&'static str> {
 
 impl Visitor<'_> {
     fn put(&mut self, field: &Field, write: impl FnOnce(&mut Vec<u8>)) {
-        if let Some(name) = field_name(field) {
+        let Some(name) = field_name(field) else { return };
+        if self.controls.is_some() {
+            // An event's fields are recorded once each; `visible` settles shared names.
+            self.fields.push(name, write);
+        } else {
             self.fields.put(name, write);
         }
     }
@@ -706,7 +739,8 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_as_serde_json_does() {
-        for text in ["", "plain", "q\"b\\s/", "\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}", "é€𝄞\u{2028}"] {
+        let long = "a plain run of text, then \u{1}, a quote \" and a backslash \\ after it";
+        for text in ["", "plain", "q\"b\\s/", "\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}", "é€𝄞\u{2028}", long] {
             let mut ours = Vec::new();
             push_json_str(&mut ours, text);
             assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");
