@@ -910,7 +910,10 @@ fn run_child(scenario: &str, env: &[(&str, &str)]) -> ChildOutput {
     let lines = stdout
         .lines()
         // libtest prints this without a newline before the test runs.
-        .map(|l| l.strip_prefix("test settings_child_entry ... ").unwrap_or(l))
+        .map(|l| {
+            l.strip_prefix("test settings_child_entry ... ")
+                .unwrap_or(l)
+        })
         .filter(|l| {
             !(l.is_empty()
                 || l.starts_with("running ")
@@ -1004,7 +1007,10 @@ fn rust_log_filters_events_and_defaults_to_info() {
     assert!(levels.iter().all(|l| l["Fields"]["msg"] != "a custom type"));
 
     // Per-target directives: summaries on, the app's own lines down to DEBUG.
-    let targets = run_child("settings", &[("RUST_LOG", "warn,request.summary=info,logging=debug")]);
+    let targets = run_child(
+        "settings",
+        &[("RUST_LOG", "warn,request.summary=info,logging=debug")],
+    );
     assert_eq!(summaries(&targets.of("child-hello")).len(), 1);
     let levels = targets.of("child-levels");
     assert!(levels.iter().any(|l| l["Fields"]["msg"] == "a debug line"));
@@ -1017,12 +1023,21 @@ fn rust_log_filters_events_and_defaults_to_info() {
 #[test]
 fn log_probes_false_drops_the_summaries_of_the_dockerflow_endpoints_only() {
     let on = run_child("settings", &[]);
-    for rid in ["child-lb", "child-heartbeat", "child-version", "child-hello"] {
+    for rid in [
+        "child-lb",
+        "child-heartbeat",
+        "child-version",
+        "child-hello",
+    ] {
         assert_eq!(summaries(&on.of(rid)).len(), 1, "{rid}: {}", on.stderr);
     }
     let off = run_child("settings", &[("DOCKERFLOW_LOG_PROBES", "false")]);
     for rid in ["child-lb", "child-heartbeat", "child-version"] {
-        assert!(summaries(&off.of(rid)).is_empty(), "{rid}: {:#?}", off.of(rid));
+        assert!(
+            summaries(&off.of(rid)).is_empty(),
+            "{rid}: {:#?}",
+            off.of(rid)
+        );
     }
     for rid in ["child-hello", "child-secrets", "child-levels"] {
         assert_eq!(summaries(&off.of(rid)).len(), 1, "{rid} keeps its summary");
@@ -1064,7 +1079,10 @@ fn log_format_text_prints_one_readable_redacted_line_per_event() {
         .iter()
         .find(|l| l.contains("handling hello"))
         .expect("the handler's line");
-    assert!(handler.contains(" INFO logging: handling hello"), "{handler}");
+    assert!(
+        handler.contains(" INFO logging: handling hello"),
+        "{handler}"
+    );
     assert!(handler.contains(r#"step="inside""#), "{handler}");
     let critical = out
         .lines
@@ -1074,12 +1092,23 @@ fn log_format_text_prints_one_readable_redacted_line_per_event() {
     assert!(critical.contains(" CRITICAL "), "{critical}");
     // Redacted as the JSON lines are; a newline in a value stays escaped on its line.
     let all = out.lines.join("\n");
-    assert!(all.contains("postgres://app:***@db.internal:5432/app"), "{all}");
-    assert!(!all.contains("hunter2") && !all.contains("tok-logging-s3cret"), "{all}");
+    assert!(
+        all.contains("postgres://app:***@db.internal:5432/app"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("hunter2") && !all.contains("tok-logging-s3cret"),
+        "{all}"
+    );
 
     for json in ["json", "JSON", ""] {
         let out = run_child("settings", &[("DOCKERFLOW_LOG_FORMAT", json)]);
-        assert_eq!(summaries(&out.of("child-hello")).len(), 1, "{json:?}: {}", out.stderr);
+        assert_eq!(
+            summaries(&out.of("child-hello")).len(),
+            1,
+            "{json:?}: {}",
+            out.stderr
+        );
     }
 }
 

@@ -42,8 +42,21 @@ fn text() -> impl Strategy<Value = String> {
         // Fragments that start the patterns redaction looks for.
         prop::collection::vec(
             prop::sample::select(vec![
-                "://", "@", ":", "password=", "token=", "PASSWORD='", "x", "/", " ", "&", "\"",
-                "postgres://", "user:", "=", "?pwd=",
+                "://",
+                "@",
+                ":",
+                "password=",
+                "token=",
+                "PASSWORD='",
+                "x",
+                "/",
+                " ",
+                "&",
+                "\"",
+                "postgres://",
+                "user:",
+                "=",
+                "?pwd=",
             ]),
             0..12
         )

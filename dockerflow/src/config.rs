@@ -402,8 +402,14 @@ mod tests {
         assert_eq!(c.request_id_header().as_str(), "x-request-id");
         assert!(!c.error_endpoint_enabled());
         assert!(c.log_probes());
-        assert!(!build(&[(env::LOG_PROBES, "false")]).unwrap().config().log_probes());
-        assert!(build(&[(env::LOG_PROBES, " ")]).unwrap().config().log_probes());
+        assert!(!build(&[(env::LOG_PROBES, "false")])
+            .unwrap()
+            .config()
+            .log_probes());
+        assert!(build(&[(env::LOG_PROBES, " ")])
+            .unwrap()
+            .config()
+            .log_probes());
     }
 
     #[test]

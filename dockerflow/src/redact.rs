@@ -108,7 +108,9 @@ fn mask_url_credentials(text: &str) -> Option<String> {
     while let Some(pos) = text[search..].find("://") {
         let start = search + pos + 3;
         search = start;
-        let end = text[start..].find(is_url_end).map_or(text.len(), |e| start + e);
+        let end = text[start..]
+            .find(is_url_end)
+            .map_or(text.len(), |e| start + e);
         let authority = &text[start..end];
         let Some(at) = authority.rfind('@') else {
             continue;

@@ -28,8 +28,10 @@ struct LogFile {
 
 impl LogFile {
     fn create() -> Result<Self, BenchError> {
-        let path =
-            std::env::temp_dir().join(format!("dockerflow-bench-{}-mozlog.log", std::process::id()));
+        let path = std::env::temp_dir().join(format!(
+            "dockerflow-bench-{}-mozlog.log",
+            std::process::id()
+        ));
         // Appending, as stdout redirected with `>>` does: each write lands at the end, also
         // after the file is emptied.
         let _ = std::fs::remove_file(&path);
@@ -60,10 +62,15 @@ impl LogFile {
             return Err(BenchError::new("the log file ends with a partial line"));
         }
         let lines = bytecount(&text);
-        let first = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).take(1);
+        let first = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .take(1);
         for line in first.filter(|_| summaries) {
             let text = String::from_utf8_lossy(line);
-            if !text.starts_with("{\"Timestamp\":") || !text.contains("\"Type\":\"request.summary\"") {
+            if !text.starts_with("{\"Timestamp\":")
+                || !text.contains("\"Type\":\"request.summary\"")
+            {
                 return Err(BenchError::new(format!("not a request summary: {text}")));
             }
         }
@@ -113,7 +120,10 @@ impl Bench {
 
         let bare_setup: Setup = Arc::new(|cfg| {
             for path in PATHS {
-                cfg.route(path, web::get().to(|| async { HttpResponse::Ok().finish() }));
+                cfg.route(
+                    path,
+                    web::get().to(|| async { HttpResponse::Ok().finish() }),
+                );
             }
         });
         let bare = Server::start("bare-deployed", plan.workers, bare_setup)?;
@@ -168,10 +178,11 @@ impl Bench {
                 cpu[i].push(cpu_used.as_secs_f64() * 1e6 / measured.requests as f64);
                 if *logged {
                     // Every answered request has its line, written before the answer; a few
-                    // more for requests that were in flight when wrk stopped.
+                    // more for requests in flight when wrk stopped (this run's, and the
+                    // previous run's that ended after its lines were counted).
                     let lines = log.take_lines(true)?;
                     if lines < measured.requests
-                        || lines > measured.requests + u64::from(plan.connections)
+                        || lines > measured.requests + 2 * u64::from(plan.connections)
                     {
                         return Err(BenchError::new(format!(
                             "{url}: {lines} summary lines for {} answered requests",
@@ -189,7 +200,10 @@ impl Bench {
         let names = [
             ("`/__lbheartbeat__`", 0.90),
             ("`/__version__`", 0.88),
-            ("`/__heartbeat__` (PostgreSQL + migrations + Redis, cache 1 s)", 0.85),
+            (
+                "`/__heartbeat__` (PostgreSQL + migrations + Redis, cache 1 s)",
+                0.85,
+            ),
         ];
         for (k, (name, target)) in names.into_iter().enumerate() {
             let (b, d) = (2 * k, 2 * k + 1);
@@ -197,7 +211,9 @@ impl Bench {
             let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
             let high = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             rows.push(Row::new(
-                format!("deployed {name} (summary line + mozlog to a file) req/s ÷ bare handler req/s"),
+                format!(
+                    "deployed {name} (summary line + mozlog to a file) req/s ÷ bare handler req/s"
+                ),
                 format!(
                     "{} vs {} req/s (rounds {low:.2}–{high:.2}); CPU {:.1} vs {:.1} µs/req",
                     thousands(rate[d]),
@@ -209,6 +225,7 @@ impl Bench {
                 median(&per_round),
             ));
         }
+        let in_process = self.in_process(&log)?;
         let added = cpu[1] - cpu[UNLOGGED_LB];
         rows.push(Row::new(
             "CPU µs per request that logging adds (deployed ÷ same server without the middleware, `/__lbheartbeat__`)",
@@ -222,6 +239,85 @@ impl Bench {
             Target::None,
             added,
         ));
+        rows.push(in_process);
         Ok(rows)
     }
+
+    /// The CPU time per request that logging adds, without the network: `/__lbheartbeat__`
+    /// called in-process (`actix_web::test::call_service`) on the deployed app and on the same
+    /// app without the middleware, interleaved batches on this thread, its CPU time from
+    /// /proc/thread-self/schedstat (ns). The kernel's TCP work, which the bare handler shares
+    /// and which the machine's other load disturbs most, is left out.
+    fn in_process(&self, log: &LogFile) -> Result<Row, BenchError> {
+        use actix_web::{test, App};
+
+        let batch: u32 = if self.plan.quick { 20_000 } else { 200_000 };
+        let rounds = self.plan.rounds;
+        let dockerflow = self
+            .dockerflow(Vec::new())
+            .build()
+            .map_err(|e| BenchError::new(format!("dockerflow for the in-process figure: {e}")))?;
+        let (logged, unlogged) = actix_web::rt::System::new().block_on(async move {
+            let summary = dockerflow.request_summary();
+            let plain = dockerflow.clone();
+            let deployed = test::init_service(
+                App::new()
+                    .configure(move |cfg| dockerflow.configure(cfg))
+                    .wrap(summary),
+            )
+            .await;
+            let unlogged =
+                test::init_service(App::new().configure(move |cfg| plain.configure(cfg))).await;
+            macro_rules! batch {
+                ($app:expr, $n:expr) => {{
+                    let before = thread_cpu_ns();
+                    for _ in 0..$n {
+                        let req = test::TestRequest::get()
+                            .uri("/__lbheartbeat__")
+                            .to_request();
+                        let res = test::call_service(&$app, req).await;
+                        assert!(res.status().is_success());
+                    }
+                    (thread_cpu_ns() - before) as f64 / f64::from($n) / 1000.0
+                }};
+            }
+            let _ = batch!(deployed, 10_000);
+            let _ = batch!(unlogged, 10_000);
+            let (mut logged, mut bare) = (Vec::new(), Vec::new());
+            for round in 0..rounds {
+                if round % 2 == 0 {
+                    logged.push(batch!(deployed, batch));
+                    bare.push(batch!(unlogged, batch));
+                } else {
+                    bare.push(batch!(unlogged, batch));
+                    logged.push(batch!(deployed, batch));
+                }
+            }
+            (median(&logged), median(&bare))
+        });
+        let lines = log.take_lines(true)?;
+        let expected = u64::from(batch) * rounds as u64 + 10_000;
+        if lines != expected {
+            return Err(BenchError::new(format!(
+                "in-process: {lines} summary lines for {expected} requests"
+            )));
+        }
+        Ok(Row::new(
+            "CPU µs per request that logging adds, in-process (no network; deployed app ÷ the same app without the middleware, `/__lbheartbeat__`)",
+            format!(
+                "{logged:.2} vs {unlogged:.2} µs/req ({} requests each, one line per request)",
+                thousands(f64::from(batch) * rounds as f64)
+            ),
+            Target::None,
+            logged - unlogged,
+        ))
+    }
+}
+
+/// CPU time this thread has used, in ns (the first field of /proc/thread-self/schedstat).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -28,10 +28,34 @@
 //! }
 //! ```
 //!
-//! [`init`] installs a global `tracing` subscriber that writes events of level `INFO` and above
-//! as mozlog lines on stdout, with `my-app` as `Logger` (records of the `log` crate included). The
+//! [`init`] installs a global `tracing` subscriber that writes the events `RUST_LOG` lets
+//! through (`INFO` and above by default) as mozlog lines on stdout, with `my-app` as `Logger`
+//! (records of the `log` crate included). The
 //! [`request_summary`](crate::Dockerflow::request_summary) middleware ([`RequestSummary`])
 //! gives each request its id and its `request.summary` line.
+//!
+//! # Operator control
+//!
+//! | variable | what it does | default |
+//! |---|---|---|
+//! | `RUST_LOG` | which events are written, in `tracing-subscriber`'s [`EnvFilter`] syntax: `warn`, `info,my_app=debug`, `info,request.summary=off` | `info` |
+//! | `DOCKERFLOW_LOG_FORMAT` | `json` (mozlog) or `text`: one readable line per event, for a terminal ([`Format`]) | `json` |
+//! | `DOCKERFLOW_LOG_PROBES` | `false` drops the `request.summary` lines of the Dockerflow endpoints ([`ENDPOINT_PATHS`](crate::ENDPOINT_PATHS)); other routes keep theirs | `true` |
+//!
+//! An empty value counts as unset; a value that cannot be used stops start-up with a message
+//! that names the variable and the accepted values ([`InitError::InvalidSetting`] from
+//! [`init`], [`StartupError`] from [`Dockerflow::from_env`](crate::Dockerflow::from_env)).
+//! [`Setup`] and [`Builder::log_probes`](crate::Builder::log_probes) are the same knobs in
+//! code, which win over the environment.
+//!
+//! # Cost
+//!
+//! Logging is on the path of every request, so it is kept short: a value is redacted and
+//! rendered as JSON once, when it is recorded; a text that holds no `:`, no `=` and no
+//! configured secret is not copied to be redacted; the line is assembled in a buffer the
+//! thread reuses and written with one `write_all` (one `write` system call on stdout or a
+//! file); request ids come from a thread-local ChaCha generator seeded from the operating
+//! system. `BENCHMARKS.md` has the figures.
 //!
 //! # What a line holds
 //!
@@ -57,7 +81,11 @@
 //!   `<formatting failed>` or `<formatting panicked>` marker; control characters are escaped by
 //!   JSON. Nothing is silently dropped.
 //! - Every string passes [`redact`](crate::redact::redact): URL passwords, `password=…` pairs and
-//!   the secrets given to [`Builder::redact`](crate::Builder::redact) never reach a line.
+//!   the secrets given to [`Builder::redact`](crate::Builder::redact) never reach a line. The
+//!   summary's `path`, `querystring` and `error` are redacted by the middleware itself, so they
+//!   reach no subscriber raw.
+//! - `Type` is never empty: an empty `Type` field gives way to the target, an empty target
+//!   to `unknown`.
 //!
 //! ```
 //! use std::io;
@@ -117,7 +145,8 @@
 //! # Composing your own subscriber
 //!
 //! [`MozLogLayer`] is a `tracing-subscriber` layer: add filters or other layers beside it, or
-//! write elsewhere than stdout with [`MozLogLayer::with_writer`].
+//! write elsewhere than stdout with [`MozLogLayer::with_writer`] (or [`Setup::writer`], which
+//! keeps the environment's filter and format).
 //!
 //! ```
 //! use dockerflow::logging::MozLogLayer;
@@ -329,19 +358,17 @@ impl<W, L> Setup<W, L> {
 
     /// The format and the filter, from code or the environment, checked.
     fn settings(&self) -> Result<(Format, Filter), StartupError> {
-        let invalid = |setting: &str, value: &str, expected: String| {
-            StartupError::InvalidSetting {
-                setting: setting.to_owned(),
-                value: value.chars().take(80).collect(),
-                expected,
-            }
+        let invalid = |setting: &str, value: &str, expected: String| StartupError::InvalidSetting {
+            setting: setting.to_owned(),
+            value: value.chars().take(80).collect(),
+            expected,
         };
         let format = match self.format {
             Some(format) => format,
             None => match self.var(env::LOG_FORMAT) {
-                Some(text) => text.parse().map_err(|_| {
-                    invalid(env::LOG_FORMAT, &text, Format::ACCEPTED.to_owned())
-                })?,
+                Some(text) => text
+                    .parse()
+                    .map_err(|_| invalid(env::LOG_FORMAT, &text, Format::ACCEPTED.to_owned()))?,
                 None => Format::Json,
             },
         };
@@ -369,7 +396,7 @@ impl<W, L> Setup<W, L> {
             false => directives.parse::<Targets>().ok().map(Filter::Targets),
             true => None,
         }
-        .unwrap_or(Filter::Env(env_filter));
+        .unwrap_or_else(|| Filter::Env(Box::new(env_filter)));
         Ok((format, filter))
     }
 
@@ -392,7 +419,7 @@ impl<W, L> Setup<W, L> {
                 Some(targets),
                 None,
             ),
-            Filter::Env(env) => (env.max_level_hint(), None, Some(env)),
+            Filter::Env(env) => (EnvFilter::max_level_hint(&env), None, Some(env)),
         };
         let layer = MozLogLayer::new(self.logger)
             .with_format(format)
@@ -420,7 +447,7 @@ impl<W, L> Setup<W, L> {
 /// What `RUST_LOG` (or [`Setup::filter`]) asks for.
 enum Filter {
     Targets(Targets),
-    Env(EnvFilter),
+    Env(Box<EnvFilter>),
 }
 
 impl<W, L> fmt::Debug for Setup<W, L> {

@@ -256,7 +256,9 @@ fn word_needs_escape(word: u64) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH != 0;
-    below_space || has_zero(word ^ (ONES * u64::from(b'"'))) || has_zero(word ^ (ONES * u64::from(b'\\')))
+    below_space
+        || has_zero(word ^ (ONES * u64::from(b'"')))
+        || has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 /// Fields rendered as JSON values, one after the other in `json`: each entry is a name and
@@ -307,10 +309,13 @@ impl Rendered {
     /// The entries to write: the last of each name (inner spans win over outer ones, the
     /// event over its spans).
     fn visible(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
-        self.entries.iter().enumerate().filter_map(|(i, (name, range))| {
-            let shadowed = self.entries[i + 1..].iter().any(|(later, _)| later == name);
-            (!shadowed).then(|| (*name, &self.json[range.clone()]))
-        })
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (name, range))| {
+                let shadowed = self.entries[i + 1..].iter().any(|(later, _)| later == name);
+                (!shadowed).then(|| (*name, &self.json[range.clone()]))
+            })
     }
 }
 
@@ -343,7 +348,9 @@ fn field_name(field: &Field) -> Option<&'static str> {
 
 impl Visitor<'_> {
     fn put(&mut self, field: &Field, write: impl FnOnce(&mut Vec<u8>)) {
-        let Some(name) = field_name(field) else { return };
+        let Some(name) = field_name(field) else {
+            return;
+        };
         if self.controls.is_some() {
             // An event's fields are recorded once each; `visible` settles shared names.
             self.fields.push(name, write);
@@ -595,7 +602,9 @@ where
             };
             match self.format {
                 Format::Json => self.json_line(line, timestamp, &r#type, severity, fields),
-                Format::Text => text_line(line, timestamp, &r#type, severity, metadata.level(), fields),
+                Format::Text => {
+                    text_line(line, timestamp, &r#type, severity, metadata.level(), fields)
+                }
             }
             let mut writer = self.make_writer.make_writer_for(metadata);
             // One call for the whole line; a log line that cannot be written has nowhere to go.
@@ -607,7 +616,14 @@ where
 
 impl<W> MozLogLayer<W> {
     /// One mozlog line, in the order of the spec, with its newline.
-    fn json_line(&self, line: &mut Vec<u8>, timestamp: u64, r#type: &str, severity: u8, fields: &Rendered) {
+    fn json_line(
+        &self,
+        line: &mut Vec<u8>,
+        timestamp: u64,
+        r#type: &str,
+        severity: u8,
+        fields: &Rendered,
+    ) {
         let mut number = itoa::Buffer::new();
         line.extend_from_slice(b"{\"Timestamp\":");
         line.extend_from_slice(number.format(timestamp).as_bytes());
@@ -633,10 +649,24 @@ impl<W> MozLogLayer<W> {
 /// One readable line: `2026-11-22T04:00:00.123Z INFO type: message name=value …`, with its
 /// newline. Values are the JSON of the mozlog line (strings quoted and escaped), the message
 /// without its quotes.
-fn text_line(line: &mut Vec<u8>, timestamp: u64, r#type: &str, severity: u8, level: &Level, fields: &Rendered) {
+fn text_line(
+    line: &mut Vec<u8>,
+    timestamp: u64,
+    r#type: &str,
+    severity: u8,
+    level: &Level,
+    fields: &Rendered,
+) {
     push_utc(line, timestamp);
     line.push(b' ');
-    line.extend_from_slice(if severity == CRITICAL { "CRITICAL" } else { level.as_str() }.as_bytes());
+    line.extend_from_slice(
+        if severity == CRITICAL {
+            "CRITICAL"
+        } else {
+            level.as_str()
+        }
+        .as_bytes(),
+    );
     line.push(b' ');
     // The type as the JSON string's content: escaped, so it cannot break the line.
     let start = line.len();
@@ -740,7 +770,14 @@ mod tests {
     #[test]
     fn strings_are_escaped_as_serde_json_does() {
         let long = "a plain run of text, then \u{1}, a quote \" and a backslash \\ after it";
-        for text in ["", "plain", "q\"b\\s/", "\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}", "é€𝄞\u{2028}", long] {
+        for text in [
+            "",
+            "plain",
+            "q\"b\\s/",
+            "\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}",
+            "é€𝄞\u{2028}",
+            long,
+        ] {
             let mut ours = Vec::new();
             push_json_str(&mut ours, text);
             assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");

@@ -275,8 +275,8 @@ where
             rid = rid.as_str(),
             uid = tracing::field::Empty,
         );
-        let summary = (self.settings.log_probes || !crate::is_endpoint_path(req.path())).then(|| {
-            Summary {
+        let summary =
+            (self.settings.log_probes || !crate::is_endpoint_path(req.path())).then(|| Summary {
                 start: Instant::now(),
                 agent: header_value(req.headers(), header::USER_AGENT),
                 lang: header_value(req.headers(), header::ACCEPT_LANGUAGE),
@@ -285,9 +285,10 @@ where
                 log_querystring: self.settings.log_querystring,
                 rid: rid.clone(),
                 uid: Rc::default(),
-            }
-        });
-        let uid = summary.as_ref().map_or_else(Rc::default, |s| Rc::clone(&s.uid));
+            });
+        let uid = summary
+            .as_ref()
+            .map_or_else(Rc::default, |s| Rc::clone(&s.uid));
         req.extensions_mut().insert(rid.clone());
         req.extensions_mut().insert(RequestContext {
             span: span.clone(),

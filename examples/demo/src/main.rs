@@ -36,8 +36,13 @@ fn main() -> ExitCode {
         Ok(reporting) => reporting,
         Err(err) => return fail(EXIT_CONFIG, &err),
     };
+    // RUST_LOG (default info) and DOCKERFLOW_LOG_FORMAT; a bad value is a bad setting.
     if let Err(err) = dockerflow::logging::init_with("dockerflow-demo", reporting.layer()) {
-        return fail(1, &err);
+        let code = match err {
+            dockerflow::logging::InitError::InvalidSetting(_) => EXIT_CONFIG,
+            _ => 1,
+        };
+        return fail(code, &err);
     }
     if command == Command::Help {
         println!("{}", cli::USAGE);
