@@ -51,7 +51,7 @@ pub(crate) fn stdout_writer() -> StdoutWriter {
 /// quoted and escaped as in JSON, so one event is always one line:
 ///
 /// ```text
-/// 2026-11-22T04:00:00.123Z INFO request.summary: agent="curl/8.5.0" code=200 errno=0 lang="" method="GET" path="/" rid="3f2c…" t=0
+/// 2026-11-22T04:00:00.123Z INFO request.summary: agent="curl/8.5.0" lang="" method="GET" path="/" code=200 errno=0 t=0 rid="3f2c…"
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
