@@ -1018,6 +1018,16 @@ fn rust_log_filters_events_and_defaults_to_info() {
         levels.iter().all(|l| l["Fields"]["msg"] != "a custom type"),
         "custom.type is at warn: {levels:#?}"
     );
+
+    // A span directive (EnvFilter proper): INFO only inside the request span, where the
+    // handler logs; the summary is logged outside it.
+    let in_span = run_child("settings", &[("RUST_LOG", "warn,[request]=info")]);
+    let hello = in_span.of("child-hello");
+    assert!(
+        hello.iter().any(|l| l["Fields"]["msg"] == "handling hello"),
+        "{hello:#?}"
+    );
+    assert!(summaries(&hello).is_empty(), "{hello:#?}");
 }
 
 #[test]
