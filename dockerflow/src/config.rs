@@ -476,7 +476,7 @@ mod tests {
     }
 
     /// Every variable that is parsed, with the words its error must use.
-    const PARSED: [(&str, &str); 8] = [
+    const PARSED: [(&str, &str); 9] = [
         (env::FAIL_LEVEL, "warning, error, critical"),
         (env::FAILED_STATUS, "400 to 599"),
         (env::SHOW_DETAILS, "true or false"),
@@ -485,6 +485,7 @@ mod tests {
         (env::REQUEST_ID_HEADER, "header name"),
         (env::ENABLE_ERROR_ENDPOINT, "true or false"),
         (env::DRAIN_MS, "milliseconds"),
+        (env::LOG_PROBES, "true or false"),
     ];
 
     proptest::proptest! {
