@@ -13,7 +13,8 @@ use actix_web::web;
 use backends::{captured_logs, pool, pool_builder, Backend, LockedOutUser, TempDatabase};
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::{MysqlConnection, PgConnection, SqliteConnection};
-use dockerflow::checks::{self, ids, DatabaseConnection, DATABASE_CONNECTED};
+use dockerflow::checks::{self, DatabaseConnection, DATABASE_CONNECTED};
+use dockerflow::ids;
 use dockerflow_tests::{closed_port, get, only, serve, PrivatePostgres, SilentListener};
 use serde_json::Value;
 

@@ -15,7 +15,8 @@ use backends::{pool, Backend, TempDatabase};
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::{Connection, MysqlConnection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use dockerflow::checks::{self, ids, DatabaseConnection, MIGRATIONS_APPLIED};
+use dockerflow::checks::{self, DatabaseConnection, MIGRATIONS_APPLIED};
+use dockerflow::ids;
 use dockerflow_tests::{closed_port, get, only, serve};
 use serde_json::Value;
 

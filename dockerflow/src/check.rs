@@ -258,6 +258,13 @@ impl<'a> CheckContext<'a> {
         self.req.app_data::<T>()
     }
 
+    /// A value the app registered as `web::Data<T>`, or as a bare `T`, cloned.
+    pub fn data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.app_data::<web::Data<T>>()
+            .map(|data| data.get_ref().clone())
+            .or_else(|| self.app_data::<T>().cloned())
+    }
+
     /// How long this run of the check may take before it is reported as timed out
     /// (`dockerflow.health.E011`): the check's own timeout, else the configured one.
     ///
@@ -342,6 +349,11 @@ impl Prepared {
         O: IntoCheckOutcome,
     {
         Prepared(PreparedKind::Blocking(Box::new(move || f().into_outcome())))
+    }
+
+    /// A run that reports `messages` without doing anything (a check that cannot start, say).
+    pub fn messages(messages: Vec<CheckMessage>) -> Self {
+        Prepared::future(std::future::ready(messages))
     }
 
     /// A check that cannot run: it fails with this text at its level, under its id.

@@ -13,12 +13,9 @@ use tokio::sync::watch;
 
 use crate::check::{AppData, Check, CheckContext, CheckMessage, Outcome};
 use crate::config::Config;
-use crate::redact;
 use crate::report::{CheckResult, HeartbeatReport};
 use crate::runtime::{self, Executed};
-
-pub(crate) const TIMEOUT_ID: &str = "dockerflow.health.E011";
-pub(crate) const PANIC_ID: &str = "dockerflow.health.E012";
+use crate::{ids, redact};
 
 /// How long after the longest check timeout a request stops waiting for the run and answers
 /// with what it has: the contract promises an answer within the longest timeout plus 250 ms.
@@ -234,7 +231,7 @@ impl Runner {
                     panic = %redact::redact(&text),
                     "check panicked"
                 );
-                vec![CheckMessage::critical(PANIC_ID, "Check panicked")]
+                vec![CheckMessage::critical(ids::E012, "Check panicked")]
             }
             Executed::TimedOut { blocked } => {
                 if blocked {
@@ -255,7 +252,7 @@ impl Runner {
                     );
                 }
                 vec![CheckMessage::error(
-                    TIMEOUT_ID,
+                    ids::E011,
                     format!("Check timed out after {timeout_ms} ms"),
                 )]
             }
@@ -269,7 +266,7 @@ impl Runner {
                     "an earlier run of this check still holds its thread; not starting another"
                 );
                 vec![CheckMessage::error(
-                    TIMEOUT_ID,
+                    ids::E011,
                     format!("Check still running from a run started {since_ms} ms ago"),
                 )]
             }

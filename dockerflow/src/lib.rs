@@ -138,6 +138,7 @@ mod endpoints;
 mod error;
 mod heartbeat;
 mod hooks;
+pub mod ids;
 pub mod liveness;
 pub mod logging;
 mod paths;

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use actix_web::web;
 use diesel::r2d2::{ConnectionManager, R2D2Connection};
 use diesel::{QueryResult, RunQueryDsl};
 
-use super::messages::{self, one_line};
+use super::messages;
+use super::one_line;
 use super::{shorten, DieselPool, DATABASE_CONNECTED};
 use crate::check::{Check, CheckContext, CheckMessage, Prepared};
 use crate::redact::redact;
@@ -153,7 +153,7 @@ pub fn database_connected<C: DatabaseConnection>() -> Check {
         let timeout = ctx.timeout();
         match find_pool::<C>(ctx) {
             Some(pool) => Prepared::blocking(move || check_database_connected(&pool, timeout)),
-            None => super::report(vec![messages::misconfigured(&missing_pool::<C>())]),
+            None => Prepared::messages(vec![messages::misconfigured(&missing_pool::<C>())]),
         }
     })
 }
@@ -195,9 +195,7 @@ pub fn check_database_connected<C: DatabaseConnection>(
 
 /// The pool for `C` in the app data, as `web::Data<Pool>` or a bare `Pool`.
 pub(super) fn find_pool<C: DatabaseConnection>(ctx: &CheckContext<'_>) -> Option<DieselPool<C>> {
-    ctx.app_data::<web::Data<DieselPool<C>>>()
-        .map(|data| data.get_ref().clone())
-        .or_else(|| ctx.app_data::<DieselPool<C>>().cloned())
+    ctx.data::<DieselPool<C>>()
 }
 
 /// The reason E003 (and I001) give when the app has no pool for `C`: what to add.

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
-use super::{ids, DATABASE_CONNECTED, MIGRATIONS_APPLIED};
+use super::{DATABASE_CONNECTED, MIGRATIONS_APPLIED};
 use crate::check::CheckMessage;
+use crate::ids;
 
 /// E001, error: no connection could be had. `reason` is already redacted and on one line.
 pub(super) fn cannot_connect(reason: &str) -> CheckMessage {
@@ -90,11 +91,6 @@ pub(super) fn missing_pool(pool_type: &str) -> String {
     )
 }
 
-/// Driver texts span lines (libpq adds a tab-indented hint): one line, single spaces.
-pub(super) fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// How long a check with `timeout` waits for a connection: `share` of it (the rest is for its
 /// queries), never longer than the pool's own limit, and at least a millisecond.
 pub(super) fn pool_wait(
@@ -113,6 +109,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::checks::one_line;
     use crate::Level;
 
     #[test]

@@ -7,7 +7,8 @@ use std::time::Duration;
 use diesel::migration::MigrationSource;
 
 use super::database::{checkout, find_pool, missing_pool, pool_wait, DatabaseConnection};
-use super::messages::{self, one_line};
+use super::messages;
+use super::one_line;
 use super::{DieselPool, MIGRATIONS_APPLIED};
 use crate::check::{Check, CheckContext, CheckMessage, Prepared};
 use crate::redact::redact;
@@ -55,9 +56,11 @@ pub fn migrations_applied<C: DatabaseConnection>(
                 let migrations = Arc::clone(&migrations);
                 Prepared::blocking(move || check_migrations_applied(&pool, &*migrations, timeout))
             }
-            None => super::report(vec![
-                messages::cannot_check_migrations(&missing_pool::<C>()),
-            ]),
+            None => {
+                Prepared::messages(vec![
+                    messages::cannot_check_migrations(&missing_pool::<C>()),
+                ])
+            }
         }
     })
 }

@@ -15,7 +15,7 @@
 //! SQLite bundled, as sqlx recommends) with the tokio runtime; TLS is the app's choice.
 //!
 //! Their names, ids, levels and messages are those of python-dockerflow's Django checks (the
-//! ids are in [`ids`]); both database families build them in one place, so they say the same
+//! ids are in [`ids`](crate::ids)); both database families build them in one place, so they say the same
 //! thing for the same finding. A check whose pool or client is missing from the app data says
 //! so, naming the type to add (`dockerflow.health.E003` or `E006`); nothing panics, and every
 //! failure is a message. diesel's work runs on the blocking pool, Redis' on the check's own
@@ -125,39 +125,10 @@ pub const MIGRATIONS_APPLIED: &str = "check_migrations_applied";
 /// The name of the Redis check in the heartbeat.
 pub const REDIS_CONNECTED: &str = "check_redis_connected";
 
-/// The message ids of the built-in checks, to silence some in code
-/// (`Builder::silence([ids::I002])`) or to match in tests.
-pub mod ids {
-    /// `check_database_connected`, error: `Could not connect to database: <reason>`.
-    pub const E001: &str = "dockerflow.health.E001";
-    /// `check_database_connected`, error: `Database connection is not usable`.
-    pub const E002: &str = "dockerflow.health.E002";
-    /// `check_database_connected`, error: `Database misconfigured: "<reason>"`.
-    pub const E003: &str = "dockerflow.health.E003";
-    /// `check_redis_connected`, error: `Could not connect to redis: <reason>`.
-    pub const E004: &str = "dockerflow.health.E004";
-    /// `check_redis_connected`, error: `Redis misconfigured: "<reason>"`.
-    pub const E006: &str = "dockerflow.health.E006";
-    /// `check_redis_connected`, error: `Redis ping failed`.
-    pub const E007: &str = "dockerflow.health.E007";
-    /// `check_migrations_applied`, info: `Can't connect to database to check migrations`.
-    pub const I001: &str = "dockerflow.health.I001";
-    /// `check_migrations_applied`, warning: `Unapplied migration <name>`, one per migration.
-    pub const W001: &str = "dockerflow.health.W001";
-    /// `check_migrations_applied`, info: `Database has migration <version> that this build
-    /// does not know`, one per migration (normal during a rollout, so never a failure by
-    /// default).
-    pub const I002: &str = "dockerflow.health.I002";
-    /// Any check, error: `Check timed out after <n> ms`.
-    pub const E011: &str = crate::heartbeat::TIMEOUT_ID;
-    /// Any check, critical: `Check panicked`.
-    pub const E012: &str = crate::heartbeat::PANIC_ID;
-}
-
-/// A run that reports `messages` without doing anything (the check cannot start).
+/// Driver texts span lines (libpq adds a tab-indented hint): one line, single spaces.
 #[cfg(any(feature = "diesel-checks", feature = "sqlx-checks", feature = "redis"))]
-fn report(messages: Vec<crate::CheckMessage>) -> crate::Prepared {
-    crate::Prepared::future(std::future::ready(messages))
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `diesel::pg::connection::PgConnection` reads better as `PgConnection`.

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Value};
 
-use super::{ids, REDIS_CONNECTED};
+use super::{one_line, REDIS_CONNECTED};
 use crate::check::{Check, CheckContext, CheckMessage, Prepared};
+use crate::ids;
 use crate::redact::{add_secret, redact};
 
 /// The built-in `check_redis_connected`, for the `web::Data<redis::Client>` in the app data
@@ -41,15 +41,12 @@ use crate::redact::{add_secret, redact};
 pub fn redis_connected() -> Check {
     Check::new(REDIS_CONNECTED, |ctx: &CheckContext<'_>| {
         let timeout = ctx.timeout();
-        let client = ctx
-            .app_data::<web::Data<Client>>()
-            .map(|data| data.get_ref().clone())
-            .or_else(|| ctx.app_data::<Client>().cloned());
+        let client = ctx.data::<Client>();
         match client {
             Some(client) => {
                 Prepared::future(async move { check_redis_connected(&client, timeout).await })
             }
-            None => super::report(vec![misconfigured(
+            None => Prepared::messages(vec![misconfigured(
                 "no redis::Client in the app data: add web::Data<redis::Client> \
                  with App::app_data(web::Data::new(redis::Client::open(url)?))",
             )]),
@@ -91,7 +88,7 @@ pub fn redis_connected_to(url: impl AsRef<str>) -> Check {
                 let client = client.clone();
                 Prepared::future(async move { check_redis_connected(&client, timeout).await })
             }
-            Err(reason) => super::report(vec![misconfigured(reason)]),
+            Err(reason) => Prepared::messages(vec![misconfigured(reason)]),
         }
     })
 }
@@ -170,10 +167,6 @@ fn misconfigured(reason: &str) -> CheckMessage {
         ids::E006,
         format!("Redis misconfigured: \"{}\"", one_line(&redact(reason))),
     )
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn truncate(text: &str, max: usize) -> &str {

@@ -6,12 +6,12 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::{ConnectOptions, Connection, Database, Pool};
 
-use super::messages::{self, one_line};
+use super::messages;
+use super::one_line;
 use super::{shorten, DATABASE_CONNECTED};
 use crate::check::{Check, CheckContext, CheckMessage, Prepared};
 use crate::redact::{add_secret, redact};
@@ -171,7 +171,7 @@ pub fn sqlx_database_connected<DB: SqlxDatabase>() -> Check {
             Some(pool) => {
                 Prepared::future(async move { check_sqlx_database_connected(&pool, timeout).await })
             }
-            None => super::report(vec![messages::misconfigured(&missing_pool::<DB>())]),
+            None => Prepared::messages(vec![messages::misconfigured(&missing_pool::<DB>())]),
         }
     })
 }
@@ -262,9 +262,7 @@ pub(super) async fn on_pool_runtime<T: Send + 'static>(
 
 /// The pool of `DB` in the app data, as `web::Data<Pool>` or a bare `Pool`.
 pub(super) fn find_pool<DB: Database>(ctx: &CheckContext<'_>) -> Option<Pool<DB>> {
-    ctx.app_data::<web::Data<Pool<DB>>>()
-        .map(|data| data.get_ref().clone())
-        .or_else(|| ctx.app_data::<Pool<DB>>().cloned())
+    ctx.data::<Pool<DB>>()
 }
 
 /// The reason E003 (and I001) give when the app has no pool of `DB`: what to add.

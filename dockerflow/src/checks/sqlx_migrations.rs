@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use sqlx::migrate::Migrator;
 use sqlx::Pool;
 
-use super::messages::{self, one_line};
+use super::messages;
+use super::one_line;
 use super::sqlx_database::{acquire, find_pool, missing_pool, on_pool_runtime, SqlxDatabase};
 use super::MIGRATIONS_APPLIED;
 use crate::check::{Check, CheckContext, CheckMessage, Prepared};
@@ -58,7 +59,7 @@ pub fn sqlx_migrations_applied<DB: SqlxDatabase>(
                     check_sqlx_migrations_applied(&pool, (*migrator).borrow(), timeout).await
                 })
             }
-            None => super::report(vec![messages::cannot_check_migrations(
+            None => Prepared::messages(vec![messages::cannot_check_migrations(
                 &missing_pool::<DB>(),
             )]),
         }
