@@ -28,7 +28,6 @@ async fn heartbeat<C: DatabaseConnection>(
     let dockerflow = only(&[DATABASE_CONNECTED])
         .check(checks::database_connected::<C>())
         .show_details(true)
-        .cache_ttl(Duration::ZERO)
         .check_timeout(CHECK_TIMEOUT)
         .build()
         .unwrap();
@@ -366,7 +365,6 @@ async fn killed_session<C: DatabaseConnection>(backend: Backend) {
     let dockerflow = only(&[DATABASE_CONNECTED])
         .check(checks::database_connected::<C>())
         .show_details(true)
-        .cache_ttl(Duration::ZERO)
         .check_timeout(CHECK_TIMEOUT)
         .build()
         .unwrap();
@@ -421,7 +419,6 @@ async fn postgres_back_after_its_sessions_were_killed_is_ok_again_with_a_tested_
     let dockerflow = only(&[DATABASE_CONNECTED])
         .check(checks::database_connected::<PgConnection>())
         .show_details(true)
-        .cache_ttl(Duration::ZERO)
         .build()
         .unwrap();
     let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
@@ -469,7 +466,6 @@ async fn both_checks_on_one_pool_still_get_the_drivers_reason() {
         .check(checks::database_connected::<PgConnection>())
         .check(checks::migrations_applied::<PgConnection>(MIGRATIONS))
         .show_details(true)
-        .cache_ttl(Duration::ZERO)
         .check_timeout(CHECK_TIMEOUT)
         .build()
         .unwrap();

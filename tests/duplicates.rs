@@ -27,16 +27,24 @@ fn duplicate_names_stop_start_up_naming_both_locations() {
     ));
 }
 
+/// The one annotated check of this name in the binary.
+#[dockerflow::check]
+fn check_registered_once() -> Result<(), String> {
+    Ok(())
+}
+
 #[test]
 fn a_builder_check_may_not_take_a_registered_name_either() {
+    // Checks are ordered by name, so this pair is found before the `check_twice` one.
     let err = dockerflow::Dockerflow::builder()
-        .check(dockerflow::Check::new("check_new_name", |_| {
+        .check(dockerflow::Check::new("check_registered_once", |_| {
             dockerflow::Prepared::failed("x")
-        }))
-        .check(dockerflow::Check::new("check_new_name", |_| {
-            dockerflow::Prepared::failed("y")
         }))
         .build()
         .unwrap_err();
-    assert!(err.to_string().contains("check_new_name"));
+    let text = err.to_string();
+    assert!(text.contains("\"check_registered_once\""), "{text}");
+    // Both places: the annotated function, and the line that added the builder's check.
+    assert!(text.contains("tests/duplicates.rs:32:"), "{text}");
+    assert!(text.contains("tests/duplicates.rs:40:"), "{text}");
 }

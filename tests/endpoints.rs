@@ -102,10 +102,10 @@ async fn version_is_404_with_a_plain_body_when_there_is_no_file() {
 
 #[actix_web::test]
 async fn version_is_500_with_a_json_error_for_a_broken_file_and_the_server_keeps_serving() {
-    for (name, contents) in [
-        ("broken", &b"{\"version\": "[..]),
-        ("array", b"[1, 2]"),
-        ("binary", b"\xff\xfe\x00"),
+    for (name, contents, reason) in [
+        ("broken", &b"{\"version\": "[..], "is not valid JSON"),
+        ("array", b"[1, 2]", "is not a JSON object"),
+        ("binary", b"\xff\xfe\x00", "is not valid JSON"),
     ] {
         let srv = version_server(&temp_file(name, contents));
         let answer = get(&srv, "/__version__").await;
@@ -114,7 +114,9 @@ async fn version_is_500_with_a_json_error_for_a_broken_file_and_the_server_keeps
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        assert!(!error.is_empty(), "{name}");
+        // The error says which file and what is wrong with it.
+        assert!(error.contains(name), "{name}: {error}");
+        assert!(error.contains(reason), "{name}: {error}");
         assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));
         assert_eq!(get(&srv, "/__lbheartbeat__").await.status, StatusCode::OK);
     }

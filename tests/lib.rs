@@ -104,11 +104,13 @@ pub async fn get(srv: &actix_test::TestServer, path: &str) -> Answer {
     call(srv, Method::GET, path, &[]).await
 }
 
-/// A builder that runs only the named checks and reuses nothing, for tests that count runs.
+/// A builder that runs only the named checks, reads no environment, and reuses no finished
+/// run (each heartbeat after a run has finished starts another), for tests that count runs.
 pub fn only(names: &[&str]) -> dockerflow::Builder {
     Dockerflow::builder()
         .environment(std::iter::empty::<(String, String)>())
         .only_checks(names.iter().copied())
+        .cache_ttl(std::time::Duration::ZERO)
 }
 
 /// App data for [`serve`]: registers each value with `App::app_data`.

@@ -38,7 +38,6 @@ async fn heartbeat<C: DatabaseConnection>(
     let dockerflow = only(&[MIGRATIONS_APPLIED])
         .check(checks::migrations_applied::<C>(migrations))
         .show_details(true)
-        .cache_ttl(Duration::ZERO)
         .check_timeout(Duration::from_millis(1200))
         .build()
         .unwrap();

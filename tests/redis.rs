@@ -22,7 +22,6 @@ fn dockerflow(check: Check) -> dockerflow::Dockerflow {
     only(&[REDIS_CONNECTED])
         .check(check)
         .show_details(true)
-        .cache_ttl(Duration::ZERO)
         .check_timeout(CHECK_TIMEOUT)
         .build()
         .unwrap()

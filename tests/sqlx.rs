@@ -75,10 +75,7 @@ async fn heartbeat_of<DB: SqlxDatabase>(
 ) -> (StatusCode, Value) {
     let names: Vec<String> = checks.iter().map(|c| c.name().to_owned()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut builder = only(&names)
-        .show_details(true)
-        .cache_ttl(Duration::ZERO)
-        .check_timeout(CHECK_TIMEOUT);
+    let mut builder = only(&names).show_details(true).check_timeout(CHECK_TIMEOUT);
     for check in checks {
         builder = builder.check(check);
     }
@@ -195,7 +192,6 @@ async fn sqlx_pool_shared_by_the_apps_handlers_and_the_checks_serves_both() {
     let dockerflow = only(&[DATABASE_CONNECTED])
         .check(checks::sqlx_database_connected::<Postgres>())
         .show_details(true)
-        .cache_ttl(Duration::ZERO)
         .build()
         .unwrap();
     let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
@@ -483,7 +479,6 @@ async fn killed_session<DB: SqlxDatabase>(backend: Backend) {
     let dockerflow = only(&[DATABASE_CONNECTED])
         .check(checks::sqlx_database_connected::<DB>())
         .show_details(true)
-        .cache_ttl(Duration::ZERO)
         .check_timeout(CHECK_TIMEOUT)
         .build()
         .unwrap();

@@ -62,8 +62,10 @@ struct Run {
     started: Instant,
     /// Each check's result as it comes in, in the order of [`Runner::checks`].
     results: Mutex<Vec<Option<CheckResult>>>,
-    /// The report, once the run is finished (by the coordinator, or by a request whose deadline
-    /// came first).
+    /// The report, made once when the run is finished (by the coordinator, or by a request
+    /// whose deadline came first).
+    done: OnceLock<Arc<Finished>>,
+    /// Wakes the requests waiting for the run once `done` is set and the runner knows.
     report: watch::Sender<Option<Arc<Finished>>>,
 }
 
@@ -132,6 +134,7 @@ impl Runner {
         let run = Arc::new(Run {
             started: Instant::now(),
             results: Mutex::new(vec![None; self.checks.len()]),
+            done: OnceLock::new(),
             report,
         });
         let runner = Arc::clone(self);
@@ -163,52 +166,49 @@ impl Runner {
     /// Finishes `run` once: its report from the results in, every missing one as timed out;
     /// recorded as the latest report and no longer in flight.
     fn finish(&self, run: &Arc<Run>) -> Arc<Finished> {
-        let mut made = None;
-        run.report.send_if_modified(|report| {
-            if report.is_none() {
-                let results = run.results.lock().unwrap_or_else(|p| p.into_inner());
-                let checks = self
-                    .checks
-                    .iter()
-                    .zip(results.iter())
-                    .map(|(check, result)| match result {
-                        Some(result) => result.clone(),
-                        None => CheckResult {
-                            name: check.name.to_string(),
-                            messages: self.messages(check, Executed::TimedOut { blocked: false }),
-                            duration: run.started.elapsed(),
-                        },
-                    })
-                    .collect();
-                let new = Arc::new(Finished {
-                    report: HeartbeatReport {
-                        checks,
+        let mut made = false;
+        let finished = run.done.get_or_init(|| {
+            made = true;
+            let results = run.results.lock().unwrap_or_else(|p| p.into_inner());
+            let checks = self
+                .checks
+                .iter()
+                .zip(results.iter())
+                .map(|(check, result)| match result {
+                    Some(result) => result.clone(),
+                    None => CheckResult {
+                        name: check.name.to_string(),
+                        messages: self.messages(check, Executed::TimedOut { blocked: false }),
                         duration: run.started.elapsed(),
                     },
-                    bodies: Default::default(),
-                });
-                log_run(&new.report);
-                *report = Some(Arc::clone(&new));
-                made = Some(new);
-                true
-            } else {
-                false
-            }
+                })
+                .collect();
+            Arc::new(Finished {
+                report: HeartbeatReport {
+                    checks,
+                    duration: run.started.elapsed(),
+                },
+                bodies: Default::default(),
+            })
         });
-        let Some(report) = made else {
-            let report = run.report.borrow();
-            return Arc::clone(report.as_ref().expect("a finished run has a report"));
-        };
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.last = Some((Instant::now(), Arc::clone(&report)));
-        if state
-            .in_flight
-            .as_ref()
-            .is_some_and(|r| Arc::ptr_eq(r, run))
-        {
-            state.in_flight = None;
+        if made {
+            log_run(&finished.report);
+            // The runner's state first, the waiting requests second: a client that got its
+            // answer and asks again must find this run finished, not still in flight.
+            {
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.last = Some((Instant::now(), Arc::clone(finished)));
+                if state
+                    .in_flight
+                    .as_ref()
+                    .is_some_and(|r| Arc::ptr_eq(r, run))
+                {
+                    state.in_flight = None;
+                }
+            }
+            run.report.send_replace(Some(Arc::clone(finished)));
         }
-        report
+        Arc::clone(finished)
     }
 
     fn timeout_of(&self, check: &Check) -> Duration {
