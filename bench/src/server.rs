@@ -153,7 +153,9 @@ pub(crate) fn check_threads_cpu_time() -> Duration {
         .filter_map(thread_cpu_time)
         // Thread names are cut to 15 bytes in /proc.
         .filter(|(name, _)| {
-            name.starts_with("dockerflow-chec") || name.starts_with("dockerflow-hear")
+            name.starts_with("dockerflow-chec")
+                || name.starts_with("dockerflow-hear")
+                || name == "dockerflow-log"
         })
         .map(|(_, cpu)| cpu)
         .sum()

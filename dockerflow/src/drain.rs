@@ -56,7 +56,10 @@ impl Dockerflow {
         let handle = server.handle();
         let mut running = actix_web::rt::spawn(server);
         let signal = tokio::select! {
-            stopped = &mut running => return stopped.map_err(std::io::Error::other)?,
+            stopped = &mut running => {
+                crate::logging::flush();
+                return stopped.map_err(std::io::Error::other)?;
+            }
             signal = shutdown_signal() => signal?,
         };
         let drain = self.inner.config.drain;
@@ -79,7 +82,9 @@ impl Dockerflow {
             "stopping: no new connections; finishing the requests in flight"
         );
         handle.stop(true).await;
-        running.await.map_err(std::io::Error::other)?
+        let stopped = running.await;
+        crate::logging::flush();
+        stopped.map_err(std::io::Error::other)?
     }
 
     /// Makes the heartbeats answer `503` from now on, for apps that handle signals themselves.

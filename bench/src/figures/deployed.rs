@@ -7,6 +7,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
+use dockerflow::logging::BatchWriter;
 use dockerflow::Dockerflow;
 
 use super::{median, thousands, Bench};
@@ -24,6 +25,8 @@ const PATHS: [&str; 3] = ["/__lbheartbeat__", "/__version__", "/__heartbeat__"];
 struct LogFile {
     path: std::path::PathBuf,
     file: Arc<File>,
+    /// What `logging::init` writes stdout with: request lines in batches from a thread.
+    writer: BatchWriter,
 }
 
 impl LogFile {
@@ -41,9 +44,14 @@ impl LogFile {
             .append(true)
             .open(&path)
             .map_err(|e| BenchError::new(format!("cannot create {}: {e}", path.display())))?;
+        let writer = BatchWriter::new(
+            file.try_clone()
+                .map_err(|e| BenchError::new(format!("cannot share {}: {e}", path.display())))?,
+        );
         Ok(LogFile {
             path,
             file: Arc::new(file),
+            writer,
         })
     }
 
@@ -53,6 +61,8 @@ impl LogFile {
         let fail = |e: std::io::Error| {
             BenchError::new(format!("cannot read {}: {e}", self.path.display()))
         };
+        // Lines waiting in memory count: they are written within a millisecond.
+        self.writer.flush();
         let mut text = Vec::new();
         File::open(&self.path)
             .and_then(|mut f| f.read_to_end(&mut text))
@@ -93,7 +103,7 @@ fn bytecount(text: &[u8]) -> u64 {
 fn install_logging(file: &LogFile) -> Result<(), BenchError> {
     dockerflow::logging::Setup::new("dockerflow-demo")
         .environment(std::iter::empty::<(String, String)>())
-        .writer(Arc::clone(&file.file))
+        .writer(file.writer.clone())
         .init()
         .map_err(|e| BenchError::new(format!("cannot install the log subscriber: {e}")))
 }

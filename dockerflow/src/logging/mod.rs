@@ -53,9 +53,18 @@
 //! Logging is on the path of every request, so it is kept short: a value is redacted and
 //! rendered as JSON once, when it is recorded; a text that holds no `:`, no `=` and no
 //! configured secret is not copied to be redacted; the line is assembled in a buffer the
-//! thread reuses and written with one `write_all` (one `write` system call on stdout or a
-//! file); request ids come from a thread-local ChaCha generator seeded from the operating
-//! system. `BENCHMARKS.md` has the figures.
+//! thread reuses; request ids come from a thread-local ChaCha generator seeded from the
+//! operating system. `BENCHMARKS.md` has the figures.
+//!
+//! A line logged while a request is handled is copied into memory, and a thread of its own
+//! (`dockerflow-log`) writes the lines waiting with one `write` system call, at most
+//! [`FLUSH_INTERVAL`] (1 ms) after the first of them ([`BatchWriter`]): under load a request
+//! pays for a copy, not for a system call. Every other line (start-up, shutdown, background
+//! threads) is written at once, after the lines waiting, so lines never overtake each other.
+//! Each line is written whole, none is dropped (a blocked stdout holds requests back, as a
+//! blocking write would), and the lines waiting are written when the server stops,
+//! when [`Dockerflow::serve`](crate::Dockerflow::serve) returns and when the thread that called
+//! [`init`] ends; a process killed with `SIGKILL` under load loses its last millisecond.
 //!
 //! # What a line holds
 //!
@@ -162,10 +171,14 @@
 mod mozlog;
 mod request_id;
 mod summary;
+mod writer;
 
-pub use self::mozlog::{Format, MozLogLayer, ParseFormatError, StdoutWriter};
+pub use self::mozlog::{Format, MozLogLayer, ParseFormatError};
 pub use self::request_id::{RequestId, MAX_LEN as MAX_REQUEST_ID_LEN};
 pub use self::summary::{set_uid, RequestSummary, RequestSummaryMiddleware};
+use self::writer::flush_when_this_thread_ends;
+pub use self::writer::{flush, BatchWriter, LineHandle, FLUSH_INTERVAL};
+pub(crate) use self::writer::{InRequest, RequestScope};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -260,7 +273,7 @@ where
 /// # Ok::<(), dockerflow::logging::InitError>(())
 /// ```
 #[must_use = "call .init() to install the subscriber"]
-pub struct Setup<W = StdoutWriter, L = Identity> {
+pub struct Setup<W = BatchWriter, L = Identity> {
     logger: String,
     format: Option<Format>,
     filter: Option<String>,
@@ -278,7 +291,7 @@ impl Setup {
             format: None,
             filter: None,
             environment: None,
-            make_writer: mozlog::stdout_writer(),
+            make_writer: BatchWriter::stdout(),
             layer: Identity::new(),
         }
     }
@@ -316,7 +329,8 @@ impl<W, L> Setup<W, L> {
     }
 
     /// Writes the lines to `make_writer` instead of stdout (each line is one `write_all`
-    /// call on a writer made for it).
+    /// call on a writer made for it). [`BatchWriter::new`] writes them the way stdout is
+    /// written by default: the lines of requests in batches, from a thread of its own.
     pub fn writer<W2>(self, make_writer: W2) -> Setup<W2, L>
     where
         W2: for<'a> MakeWriter<'a> + Send + Sync + 'static,
@@ -430,6 +444,7 @@ impl<W, L> Setup<W, L> {
             .with(env_filter)
             .with(layer);
         tracing::subscriber::set_global_default(subscriber).map_err(InitError::AlreadySet)?;
+        flush_when_this_thread_ends();
         let mut bridge = tracing_log::LogTracer::builder();
         if let Some(level) = max_level {
             bridge = bridge.with_max_level(level.as_log());

@@ -3,11 +3,12 @@
 //!
 //! The line is serialized straight into a buffer the thread reuses: each field's value is
 //! redacted and written as JSON once, when it is recorded (a span's fields when the span is
-//! made), and the line is given to the writer in one `write_all` call.
+//! made), and the line is given to the writer in one `write_all` call ([`BatchWriter`] for
+//! stdout).
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::io::{self, Write as _};
+use std::io::Write as _;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::str::FromStr;
@@ -21,19 +22,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::logging::BatchWriter;
 use crate::redact::redacted;
-
-/// The writer [`MozLogLayer::new`] uses: stdout, locked for the whole line.
-pub type StdoutWriter = fn() -> io::StdoutLock<'static>;
-
-fn stdout_lock() -> io::StdoutLock<'static> {
-    io::stdout().lock()
-}
-
-/// The writer of [`MozLogLayer::new`].
-pub(crate) fn stdout_writer() -> StdoutWriter {
-    stdout_lock
-}
 
 /// How each event is written: a mozlog JSON line (the default), or one readable line for a
 /// terminal (`DOCKERFLOW_LOG_FORMAT=text`).
@@ -105,9 +95,10 @@ impl FromStr for Format {
 /// });
 /// ```
 ///
-/// Each line is written with one `write_all` call on a writer made for that line (stdout
-/// locked for the line by default), so lines from different threads never interleave.
-pub struct MozLogLayer<W = StdoutWriter> {
+/// Each line is given whole, in one `write_all` call, to a writer made for that line, so lines
+/// from different threads never interleave. [`MozLogLayer::new`] writes to stdout through
+/// [`BatchWriter::stdout`]: the lines of requests in batches, every other line at once.
+pub struct MozLogLayer<W = BatchWriter> {
     logger: String,
     hostname: String,
     pid: u32,
@@ -126,7 +117,7 @@ impl MozLogLayer {
             pid: std::process::id(),
             format: Format::Json,
             middle: Vec::new(),
-            make_writer: stdout_writer(),
+            make_writer: BatchWriter::stdout(),
         }
         .prepared()
     }
@@ -726,6 +717,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
 
     #[derive(Debug, thiserror::Error)]
     #[error("cannot load config")]

@@ -16,7 +16,7 @@ use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::future::{FutureExt, LocalBoxFuture};
 use tracing::Instrument;
 
-use crate::logging::RequestId;
+use crate::logging::{InRequest, RequestId, RequestScope};
 use crate::redact::redacted;
 use crate::Dockerflow;
 
@@ -135,6 +135,14 @@ where
 pub struct RequestSummaryMiddleware<S> {
     service: S,
     settings: Arc<Settings>,
+}
+
+impl<S> Drop for RequestSummaryMiddleware<S> {
+    /// The app is going away (its server is stopping): the lines of its requests are written
+    /// now, not up to a millisecond later, when the process may be gone.
+    fn drop(&mut self) {
+        crate::logging::flush();
+    }
 }
 
 impl<S> fmt::Debug for RequestSummaryMiddleware<S> {
@@ -296,9 +304,11 @@ where
         });
 
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _scope = RequestScope::enter();
             span.in_scope(|| self.service.call(req))
         }));
-        Box::pin(async move {
+        // Polled as part of a request: its lines go to the writer thread (`BatchWriter`).
+        Box::pin(InRequest::new(async move {
             let outcome = match call {
                 Ok(future) => {
                     AssertUnwindSafe(future.instrument(span))
@@ -335,7 +345,7 @@ where
                     std::panic::resume_unwind(panic)
                 }
             }
-        })
+        }))
     }
 }
 

@@ -1,0 +1,591 @@
+//! [`BatchWriter`]: where the log lines go. Lines logged while a request is handled are handed
+//! over in memory and written in batches by a thread of its own, so a request pays for a copy
+//! instead of a system call; every other line is written at once, after everything handed over
+//! before it.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io::{self, Write};
+use std::mem;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// How long a line logged during a request may wait in memory, under load, before the writer
+/// thread writes it with the lines logged after it. An idle writer thread is woken by the first
+/// line and writes it at once.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Past this many bytes waiting, the writer thread is woken before its interval ends.
+const EARLY: usize = 64 * 1024;
+
+/// Past this many bytes waiting (the writer is stuck: a full pipe, a slow disk), a request's
+/// line waits for room, as a write to a full pipe would: memory stays bounded and no line is
+/// dropped.
+const LIMIT: usize = 1024 * 1024;
+
+/// A writer for [`Setup::writer`](crate::logging::Setup::writer) and
+/// [`MozLogLayer::with_writer`](crate::logging::MozLogLayer::with_writer) that writes lines in
+/// batches from a thread of its own (`dockerflow-log`), the way [`init`](crate::logging::init)
+/// writes to stdout.
+///
+/// - A line logged while a request is handled (inside [`RequestSummary`], the summary line
+///   included) is copied into memory; the writer thread writes the lines waiting, in the order
+///   they were logged, at most [`FLUSH_INTERVAL`] after the first of them, with one `write`
+///   system call for many lines. An idle writer thread is woken by a line and writes it at once.
+/// - Any other line (start-up, shutdown, background threads, a command that logs and exits) is
+///   written at once on the thread that logs it, after every line waiting, so lines never
+///   overtake each other and a process that exits right after logging loses nothing.
+/// - Each line is written whole by one `write` call, never split or mixed with another.
+///   Nothing is dropped: when 1 MiB is waiting (the output is blocked), a request's line waits
+///   for room, as a write to a blocked stdout would.
+/// - [`flush`](Self::flush) (and [`logging::flush`](crate::logging::flush) for stdout) returns
+///   once every line logged before it is written; [`Dockerflow::serve`](crate::Dockerflow::serve)
+///   calls it when the server has stopped. A process killed with `SIGKILL` under load loses the
+///   lines of its last millisecond.
+///
+/// ```
+/// use dockerflow::logging::{BatchWriter, Setup};
+///
+/// let file = std::fs::File::create(std::env::temp_dir().join("app.log"))?;
+/// let writer = BatchWriter::new(file);
+/// // Setup::new("my-app").writer(writer.clone()).init()?;
+/// writer.flush();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct BatchWriter {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for BatchWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWriter").finish_non_exhaustive()
+    }
+}
+
+/// What the users of one writer share; dropping the last one writes what is waiting and lets
+/// the writer thread end.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer thread.
+    work: Condvar,
+    /// Wakes the threads waiting for room or for a flush.
+    done: Condvar,
+    /// The destination; held while a batch or a line is written to it.
+    sink: Mutex<Box<dyn Write + Send>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Lines handed over and not yet taken by the writer thread.
+    waiting: Vec<u8>,
+    /// Bytes handed over so far, and bytes of those written so far: a flush waits for the
+    /// second to reach what the first was when it started.
+    queued: u64,
+    written: u64,
+    /// The writer thread waits for a line, with no deadline: the next line wakes it.
+    idle: bool,
+    /// Threads waiting on `done`.
+    waiters: usize,
+    /// There is a writer thread (it could be started, and it has not stopped).
+    running: bool,
+    /// The last `BatchWriter` is gone: write what is waiting and stop.
+    closing: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while a lock is held leaves nothing half-done here: use the data as it is.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl BatchWriter {
+    /// Writes the lines to `sink` (stdout, a file, a pipe) from a new writer thread.
+    pub fn new(sink: impl Write + Send + 'static) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            sink: Mutex::new(Box::new(sink)),
+        });
+        let for_thread = Arc::clone(&shared);
+        let started = std::thread::Builder::new()
+            .name("dockerflow-log".to_owned())
+            .spawn(move || for_thread.run());
+        // Without a thread of its own, every line is written at once.
+        lock(&shared.state).running = started.is_ok();
+        let mut live = lock(&LIVE);
+        live.retain(|writer| writer.strong_count() > 0);
+        live.push(Arc::downgrade(&shared));
+        drop(live);
+        BatchWriter {
+            handle: Arc::new(Handle { shared }),
+        }
+    }
+
+    /// The writer of stdout that [`init`](crate::logging::init) and
+    /// [`MozLogLayer::new`](crate::logging::MozLogLayer::new) use: one for the process.
+    pub fn stdout() -> Self {
+        STDOUT
+            .get_or_init(|| BatchWriter::new(io::stdout()))
+            .clone()
+    }
+
+    /// Returns once every line handed over before this call is written (or the writer thread
+    /// has stopped).
+    pub fn flush(&self) {
+        self.handle.shared.flush();
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let mut state = lock(&self.shared.state);
+        state.closing = true;
+        drop(state);
+        self.shared.work.notify_one();
+        self.shared.flush();
+    }
+}
+
+impl Shared {
+    /// Hands a line over to the writer thread, or writes it at once when there is none.
+    fn hand_over(&self, line: &[u8]) {
+        let mut state = lock(&self.state);
+        while state.running && state.waiting.len() >= LIMIT {
+            state.waiters += 1;
+            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+            state.waiters -= 1;
+        }
+        if !state.running {
+            drop(state);
+            self.write_now(line);
+            return;
+        }
+        state.waiting.extend_from_slice(line);
+        state.queued += line.len() as u64;
+        let wake = state.idle || state.waiting.len() >= EARLY;
+        if wake {
+            state.idle = false;
+        }
+        drop(state);
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
+    /// Writes `line` on this thread, after the lines waiting.
+    fn write_now(&self, line: &[u8]) {
+        // The sink first: a batch the writer thread has taken is written before this line.
+        let mut sink = lock(&self.sink);
+        let waiting = {
+            let mut state = lock(&self.state);
+            state.queued += line.len() as u64;
+            mem::take(&mut state.waiting)
+        };
+        // A line that cannot be written has nowhere else to go.
+        if !waiting.is_empty() {
+            let _ = sink.write_all(&waiting);
+        }
+        let _ = sink.write_all(line);
+        let _ = sink.flush();
+        drop(sink);
+        self.written((waiting.len() + line.len()) as u64);
+    }
+
+    /// Counts `bytes` as written, and wakes the threads waiting for room or a flush.
+    fn written(&self, bytes: u64) {
+        let mut state = lock(&self.state);
+        state.written += bytes;
+        let waiters = state.waiters > 0;
+        drop(state);
+        if waiters {
+            self.done.notify_all();
+        }
+    }
+
+    fn flush(&self) {
+        let mut state = lock(&self.state);
+        let target = state.queued;
+        if state.written >= target {
+            return;
+        }
+        state.idle = false;
+        self.work.notify_one();
+        while state.running && state.written < target {
+            state.waiters += 1;
+            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+            state.waiters -= 1;
+        }
+    }
+
+    /// The writer thread: takes what is waiting, writes it, then gathers lines for up to
+    /// [`FLUSH_INTERVAL`] (or until [`EARLY`] bytes wait) before the next write; waits for a
+    /// line with no deadline when none came.
+    fn run(&self) {
+        let mut batch = Vec::new();
+        loop {
+            let mut state = lock(&self.state);
+            while state.waiting.is_empty() {
+                if state.closing {
+                    state.running = false;
+                    drop(state);
+                    self.done.notify_all();
+                    return;
+                }
+                state.idle = true;
+                state = self.work.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            state.idle = false;
+            drop(state);
+
+            // The sink before the batch, as in `write_now`: what is taken is written first.
+            let mut sink = lock(&self.sink);
+            let mut state = lock(&self.state);
+            mem::swap(&mut batch, &mut state.waiting);
+            let room = state.waiters > 0;
+            drop(state);
+            if room {
+                self.done.notify_all();
+            }
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = sink.write_all(&batch);
+                let _ = sink.flush();
+            }));
+            drop(sink);
+
+            let mut state = lock(&self.state);
+            state.written += batch.len() as u64;
+            if outcome.is_err() {
+                // A sink that panics: from now on every line is written at once.
+                state.running = false;
+            }
+            let stop = !state.running;
+            let waiters = state.waiters > 0;
+            if batch.capacity() > LIMIT {
+                batch = Vec::new();
+            }
+            batch.clear();
+            if waiters || stop {
+                self.done.notify_all();
+            }
+            if stop {
+                return;
+            }
+            if !state.closing && state.waiting.len() < EARLY {
+                // Gather lines for the next write; a flush, a full buffer or the last writer
+                // gone ends the wait early.
+                let _ = self.work.wait_timeout(state, FLUSH_INTERVAL);
+            }
+        }
+    }
+}
+
+static STDOUT: OnceLock<BatchWriter> = OnceLock::new();
+
+/// Every writer made, so that [`flush`] reaches them all.
+static LIVE: Mutex<Vec<std::sync::Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// Returns once every line logged before this call is written, by every [`BatchWriter`].
+///
+/// Seldom needed: it runs by itself when [`Dockerflow::serve`](crate::Dockerflow::serve)
+/// returns, when the app's [`RequestSummary`](crate::logging::RequestSummary) is dropped (a
+/// server stopping), and when the thread that called [`init`](crate::logging::init) ends (`main`
+/// returning). Call it before `std::process::exit` while requests may still be logging.
+pub fn flush() {
+    let live: Vec<Arc<Shared>> = lock(&LIVE)
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .collect();
+    for shared in live {
+        shared.flush();
+    }
+}
+
+/// Flushes every writer when dropped: kept by the thread that installs the subscriber, so that
+/// the lines waiting are written when it ends (`main` returning ends the process).
+struct FlushOnExit;
+
+impl Drop for FlushOnExit {
+    fn drop(&mut self) {
+        flush();
+    }
+}
+
+thread_local! {
+    static FLUSH_ON_EXIT: FlushOnExit = const { FlushOnExit };
+}
+
+/// Makes this thread flush every writer when it ends.
+pub(crate) fn flush_when_this_thread_ends() {
+    FLUSH_ON_EXIT.with(|_| {});
+}
+
+thread_local! {
+    /// Whether this thread is handling a request right now (polling its future, or logging
+    /// its summary): its lines can wait for the writer thread.
+    static IN_REQUEST: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as handling a request until the guard is dropped.
+pub(crate) struct RequestScope(bool);
+
+impl RequestScope {
+    pub(crate) fn enter() -> Self {
+        RequestScope(IN_REQUEST.with(|flag| flag.replace(true)))
+    }
+}
+
+impl Drop for RequestScope {
+    fn drop(&mut self) {
+        let previous = self.0;
+        IN_REQUEST.with(|flag| flag.set(previous));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future, polled inside a [`RequestScope`].
+    pub(crate) struct InRequest<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F> InRequest<F> {
+    pub(crate) fn new(future: F) -> Self {
+        InRequest { future }
+    }
+}
+
+impl<F: Future> Future for InRequest<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _scope = RequestScope::enter();
+        self.project().future.poll(cx)
+    }
+}
+
+/// What [`BatchWriter`] gives the layer for one line.
+pub struct LineHandle<'a> {
+    shared: &'a Shared,
+}
+
+impl std::fmt::Debug for LineHandle<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineHandle").finish_non_exhaustive()
+    }
+}
+
+impl Write for LineHandle<'_> {
+    /// Takes `buf` whole, as one line (or several whole lines).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if IN_REQUEST.with(Cell::get) {
+            self.shared.hand_over(buf);
+        } else {
+            self.shared.write_now(buf);
+        }
+        Ok(buf.len())
+    }
+
+    /// Nothing to do: `write` has handed the line over or written it.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for BatchWriter {
+    type Writer = LineHandle<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineHandle {
+            shared: self.shared(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A sink that keeps each `write` call apart, and can be held shut.
+    #[derive(Clone, Default)]
+    struct Calls {
+        calls: Arc<Mutex<Vec<Vec<u8>>>>,
+        shut: Arc<AtomicBool>,
+    }
+
+    impl Write for Calls {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            while self.shut.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            lock(&self.calls).push(buf.to_vec());
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Calls {
+        fn lines(&self) -> Vec<String> {
+            let calls = lock(&self.calls);
+            let mut lines = Vec::new();
+            for call in calls.iter() {
+                let text = std::str::from_utf8(call).unwrap();
+                assert!(
+                    text.ends_with('\n'),
+                    "a write call with a partial line: {text:?}"
+                );
+                lines.extend(text.lines().map(str::to_owned));
+            }
+            lines
+        }
+
+        fn count(&self) -> usize {
+            lock(&self.calls).len()
+        }
+    }
+
+    fn log(writer: &BatchWriter, line: &str) {
+        writer
+            .make_writer()
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+    }
+
+    #[test]
+    fn request_lines_are_batched_and_other_lines_come_after_them_at_once() {
+        let sink = Calls::default();
+        let writer = BatchWriter::new(sink.clone());
+        // The writer thread is busy: everything logged meanwhile waits for one write.
+        sink.shut.store(true, Ordering::Release);
+        {
+            let _scope = RequestScope::enter();
+            log(&writer, "first");
+            std::thread::sleep(Duration::from_millis(20)); // the writer thread takes it
+            for i in 0..100 {
+                log(&writer, &format!("request {i}"));
+            }
+        }
+        sink.shut.store(false, Ordering::Release);
+        // Not in a request: written at once, after every line waiting.
+        log(&writer, "shutting down");
+        let lines = sink.lines();
+        let mut expected = vec!["first".to_owned()];
+        expected.extend((0..100).map(|i| format!("request {i}")));
+        expected.push("shutting down".to_owned());
+        assert_eq!(lines, expected);
+        assert!(
+            sink.count() <= 3,
+            "{} write calls for 102 lines",
+            sink.count()
+        );
+    }
+
+    #[test]
+    fn flush_waits_for_every_line_handed_over() {
+        let sink = Calls::default();
+        let writer = BatchWriter::new(sink.clone());
+        let _scope = RequestScope::enter();
+        for i in 0..1000 {
+            log(&writer, &format!("line {i}"));
+        }
+        writer.flush();
+        assert_eq!(sink.lines().len(), 1000);
+        assert!(sink.count() < 1000, "{} write calls", sink.count());
+    }
+
+    #[test]
+    fn under_concurrency_every_line_is_written_once_whole_and_in_its_threads_order() {
+        let sink = Calls::default();
+        let writer = BatchWriter::new(sink.clone());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let writer = writer.clone();
+                std::thread::spawn(move || {
+                    let payload = "x".repeat(t * 100);
+                    for i in 0..5000 {
+                        // Most lines as a request's, some as a background thread's.
+                        let _scope = (i % 10 != 0).then(RequestScope::enter);
+                        log(&writer, &format!("{t} {i} {payload}"));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        writer.flush();
+        let mut next = [0; 8];
+        let lines = sink.lines();
+        assert_eq!(lines.len(), 8 * 5000);
+        for line in lines {
+            let mut parts = line.split(' ');
+            let t: usize = parts.next().unwrap().parse().unwrap();
+            let i: usize = parts.next().unwrap().parse().unwrap();
+            assert_eq!(parts.next().unwrap().len(), t * 100, "{line:.40}");
+            assert_eq!(i, next[t], "thread {t}'s lines out of order");
+            next[t] += 1;
+        }
+    }
+
+    #[test]
+    fn a_blocked_output_holds_back_requests_instead_of_dropping_lines_or_growing() {
+        let sink = Calls::default();
+        sink.shut.store(true, Ordering::Release);
+        let writer = BatchWriter::new(sink.clone());
+        let line = "y".repeat(1000);
+        let logged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let producer = {
+            let (writer, line, logged) = (writer.clone(), line.clone(), Arc::clone(&logged));
+            std::thread::spawn(move || {
+                let _scope = RequestScope::enter();
+                for _ in 0..5000 {
+                    log(&writer, &line);
+                    logged.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        // About 1 MiB waits (plus the batch the writer thread holds); the rest is held back.
+        let waiting = lock(&writer.shared().state).waiting.len();
+        assert!(waiting <= LIMIT + line.len() + 1, "{waiting} bytes waiting");
+        let before = logged.load(Ordering::Relaxed);
+        assert!(before < 5000, "the producer was not held back");
+        sink.shut.store(false, Ordering::Release);
+        producer.join().unwrap();
+        writer.flush();
+        assert_eq!(sink.lines().len(), 5000);
+    }
+
+    #[test]
+    fn the_last_writer_gone_writes_what_waits() {
+        let sink = Calls::default();
+        let writer = BatchWriter::new(sink.clone());
+        {
+            let _scope = RequestScope::enter();
+            for i in 0..10 {
+                log(&writer, &format!("line {i}"));
+            }
+        }
+        drop(writer);
+        assert_eq!(sink.lines().len(), 10);
+    }
+}
