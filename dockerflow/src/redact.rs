@@ -3,13 +3,31 @@
 //! app configured (the details token always among them).
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+use memchr::memmem::Finder;
 
-/// Whether any secret was added: most texts are then redacted without taking the lock.
-static HAS_SECRETS: AtomicBool = AtomicBool::new(false);
+/// The configured secrets, longest first, each with its prebuilt searcher.
+static SECRETS: RwLock<Option<Arc<Secrets>>> = RwLock::new(None);
+
+/// Bumped each time a secret is added; 0 while there is none, so most texts are redacted
+/// without looking for any.
+static GENERATION: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Default)]
+struct Secrets {
+    finders: Vec<Finder<'static>>,
+    /// The length of the shortest: a shorter text holds none.
+    shortest: usize,
+}
+
+thread_local! {
+    /// This thread's copy of [`SECRETS`] and the generation it is from: redacting a text takes
+    /// no lock.
+    static CACHED: RefCell<(usize, Option<Arc<Secrets>>)> = const { RefCell::new((0, None)) };
+}
 
 const MASK: &str = "***";
 
@@ -38,12 +56,18 @@ pub fn add_secret(secret: impl Into<String>) {
         return;
     }
     let mut secrets = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    if !secrets.contains(&secret) {
-        secrets.push(secret);
-        // Longest first, so a secret that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        HAS_SECRETS.store(true, Ordering::Release);
+    let current = secrets.as_deref();
+    let known = current.map_or(&[][..], |s| &s.finders[..]);
+    if known.iter().any(|f| f.needle() == secret.as_bytes()) {
+        return;
     }
+    let mut finders: Vec<Finder<'static>> = known.to_vec();
+    finders.push(Finder::new(secret.as_bytes()).into_owned());
+    // Longest first, so a secret that contains another is masked whole.
+    finders.sort_by_key(|f| std::cmp::Reverse(f.needle().len()));
+    let shortest = finders.iter().map(|f| f.needle().len()).min().unwrap_or(0);
+    *secrets = Some(Arc::new(Secrets { finders, shortest }));
+    GENERATION.fetch_add(1, Ordering::Release);
 }
 
 /// `text` with URL passwords, `password=...` values and configured secrets masked as `***`.
@@ -66,25 +90,54 @@ pub fn redact(text: &str) -> String {
 pub(crate) fn redacted(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let mut out = Cow::Borrowed(text);
-    if bytes.contains(&b':') {
-        if let Some(masked) = mask_url_credentials(&out) {
-            out = Cow::Owned(masked);
+    if memchr::memchr2(b':', b'=', bytes).is_some() {
+        if bytes.contains(&b':') {
+            if let Some(masked) = mask_url_credentials(&out) {
+                out = Cow::Owned(masked);
+            }
         }
-    }
-    if bytes.contains(&b'=') {
-        if let Some(masked) = mask_key_values(&out) {
-            out = Cow::Owned(masked);
-        }
-    }
-    if HAS_SECRETS.load(Ordering::Acquire) {
-        let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
-        for secret in secrets.iter() {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), MASK));
+        if bytes.contains(&b'=') {
+            if let Some(masked) = mask_key_values(&out) {
+                out = Cow::Owned(masked);
             }
         }
     }
+    let generation = GENERATION.load(Ordering::Acquire);
+    if generation != 0 {
+        with_secrets(generation, |secrets| {
+            for finder in &secrets.finders {
+                if out.len() >= secrets.shortest && finder.find(out.as_bytes()).is_some() {
+                    let secret = std::str::from_utf8(finder.needle()).expect("added as a str");
+                    out = Cow::Owned(out.replace(secret, MASK));
+                }
+            }
+        });
+    }
     out
+}
+
+/// Runs `f` with the secrets of `generation`: this thread's copy, refreshed when older.
+fn with_secrets(generation: usize, f: impl FnOnce(&Secrets)) {
+    let fresh = || SECRETS.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut f = Some(f);
+    let done = CACHED.try_with(|cached| {
+        let Ok(mut cached) = cached.try_borrow_mut() else {
+            return false;
+        };
+        if cached.0 != generation {
+            *cached = (generation, fresh());
+        }
+        if let (Some(secrets), Some(f)) = (cached.1.as_deref(), f.take()) {
+            f(secrets);
+        }
+        true
+    });
+    if done != Ok(true) {
+        // A thread being torn down: the shared copy.
+        if let (Some(secrets), Some(f)) = (fresh(), f.take()) {
+            f(&secrets);
+        }
+    }
 }
 
 fn is_url_end(c: char) -> bool {
