@@ -963,6 +963,7 @@ async fn settings_child_entry() {
                 ("/__version__/", "child-version"),
                 ("/secrets", "child-secrets"),
                 ("/levels", "child-levels"),
+                ("/__error__", "child-error"),
             ] {
                 send(&srv, path, &[rid_header(rid)]).await;
             }
@@ -1041,7 +1042,13 @@ fn log_probes_false_drops_the_summaries_of_the_dockerflow_endpoints_only() {
     ] {
         assert_eq!(summaries(&on.of(rid)).len(), 1, "{rid}: {}", on.stderr);
     }
-    let off = run_child("settings", &[("DOCKERFLOW_LOG_PROBES", "false")]);
+    let off = run_child(
+        "settings",
+        &[
+            ("DOCKERFLOW_LOG_PROBES", "false"),
+            ("DOCKERFLOW_ENABLE_ERROR_ENDPOINT", "true"),
+        ],
+    );
     for rid in ["child-lb", "child-heartbeat", "child-version"] {
         assert!(
             summaries(&off.of(rid)).is_empty(),
@@ -1052,6 +1059,13 @@ fn log_probes_false_drops_the_summaries_of_the_dockerflow_endpoints_only() {
     for rid in ["child-hello", "child-secrets", "child-levels"] {
         assert_eq!(summaries(&off.of(rid)).len(), 1, "{rid} keeps its summary");
     }
+    // `/__error__` is an endpoint too: no summary, but its error line keeps the request id.
+    let error = off.of("child-error");
+    assert!(summaries(&error).is_empty(), "{error:#?}");
+    assert!(
+        error.iter().any(|l| l["Severity"] == 3),
+        "the error line with its id: {error:#?}"
+    );
     // An empty value counts as unset: probes are logged.
     let empty = run_child("settings", &[("DOCKERFLOW_LOG_PROBES", "")]);
     assert_eq!(summaries(&empty.of("child-lb")).len(), 1);

@@ -144,12 +144,22 @@ impl Bench {
         let summary = dockerflow.request_summary();
         let setup = self.setup(dockerflow);
         let unlogged = Server::start("unlogged", plan.workers, Arc::clone(&setup))?;
-        let deployed = Server::start_summarised("deployed", plan.workers, setup, summary)?;
+        let deployed =
+            Server::start_summarised("deployed", plan.workers, Arc::clone(&setup), summary)?;
+        // The same service with DOCKERFLOW_LOG_PROBES=false: probes get no summary line.
+        let quiet_summary = self
+            .dockerflow(Vec::new())
+            .log_probes(false)
+            .build()
+            .map_err(|e| BenchError::new(format!("dockerflow without probe lines: {e}")))?
+            .request_summary();
+        let quiet = Server::start_summarised("quiet-probes", plan.workers, setup, quiet_summary)?;
         for path in PATHS {
             self.expect(&bare, path, 200)?;
             self.expect(&deployed, path, 200)?;
         }
         self.expect(&unlogged, "/__lbheartbeat__", 200)?;
+        self.expect(&quiet, "/__lbheartbeat__", 200)?;
         log.take_lines(false)?;
 
         // bare and deployed for each path, then the unlogged `/__lbheartbeat__`.
@@ -159,7 +169,9 @@ impl Bench {
             targets.push((&deployed, deployed.url(path), true));
         }
         targets.push((&unlogged, unlogged.url("/__lbheartbeat__"), false));
+        targets.push((&quiet, quiet.url("/__lbheartbeat__"), false));
         const UNLOGGED_LB: usize = 6;
+        const QUIET_LB: usize = 7;
 
         if !plan.quick {
             for (_, url, logged) in &targets {
@@ -235,6 +247,23 @@ impl Bench {
                 median(&per_round),
             ));
         }
+        let per_round: Vec<f64> = rates[QUIET_LB]
+            .iter()
+            .zip(&rates[0])
+            .map(|(q, b)| q / b)
+            .collect();
+        rows.push(Row::new(
+            "deployed `/__lbheartbeat__` with `DOCKERFLOW_LOG_PROBES=false` (no summary line for probes) req/s ÷ bare handler req/s",
+            format!(
+                "{} vs {} req/s; CPU {:.1} vs {:.1} µs/req",
+                thousands(rate[QUIET_LB]),
+                thousands(rate[0]),
+                cpu[QUIET_LB],
+                cpu[0]
+            ),
+            Target::AtLeast(0.90),
+            median(&per_round),
+        ));
         let in_process = self.in_process(&log)?;
         let added = cpu[1] - cpu[UNLOGGED_LB];
         rows.push(Row::new(

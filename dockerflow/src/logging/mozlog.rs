@@ -14,6 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use smallvec::SmallVec;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
@@ -200,33 +201,16 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Eight plain bytes at a time (most strings have nothing to escape).
-        if let Some(word) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-            if !word_needs_escape(word) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        i += 1;
-        if b >= 0x20 && b != b'"' && b != b'\\' {
+    for (i, &b) in bytes.iter().enumerate() {
+        // One table look-up a byte: most strings have nothing to escape.
+        let escape = ESCAPE[usize::from(b)];
+        if escape == 0 {
             continue;
         }
-        let i = i - 1;
         out.extend_from_slice(&bytes[copied..i]);
         copied = i + 1;
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => out.extend_from_slice(&[
+        match escape {
+            b'u' => out.extend_from_slice(&[
                 b'\\',
                 b'u',
                 b'0',
@@ -234,30 +218,38 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 0xf)],
             ]),
+            short => out.extend_from_slice(&[b'\\', short]),
         }
     }
     out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
 }
 
-/// Whether one of the eight bytes of `word` is below 0x20, `"` or `\\` (the "has less" and
-/// "has zero byte" tests of Bit Twiddling Hacks: exact as to whether there is one).
-fn word_needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH != 0;
-    below_space
-        || has_zero(word ^ (ONES * u64::from(b'"')))
-        || has_zero(word ^ (ONES * u64::from(b'\\')))
-}
+/// For each byte, how JSON escapes it: 0 not at all, `u` as `\u00XX`, else `\` and that byte.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
 
 /// Fields rendered as JSON values, one after the other in `json`: each entry is a name and
 /// where its value is.
 #[derive(Default)]
 struct Rendered {
     json: Vec<u8>,
-    entries: Vec<(&'static str, Range<usize>)>,
+    /// Inline up to four: a span's fields take one allocation fewer.
+    entries: SmallVec<[(&'static str, Range<usize>); 4]>,
 }
 
 impl Rendered {

@@ -40,7 +40,9 @@ use crate::Dockerflow;
 /// With [`Builder::log_probes(false)`](crate::Builder::log_probes) (or
 /// `DOCKERFLOW_LOG_PROBES=false`), requests to the Dockerflow endpoints
 /// ([`ENDPOINT_PATHS`](crate::ENDPOINT_PATHS)) get no summary line: load balancers' probes are
-/// most of the volume in many services. They keep their request id and span.
+/// most of the volume in many services. They keep their request id (in the response header and
+/// the [`RequestId`] extractor), but get no span: they cost little more than without the
+/// middleware.
 ///
 /// Add it with `.wrap(...)` after every other `.wrap`, so it is the outermost middleware and
 /// sees the final status of every request:
@@ -275,6 +277,27 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let header = self.settings.header.clone();
         let rid = RequestId::from_header(req.headers().get(&header));
+        // With `log_probes` off, a Dockerflow endpoint gets no summary line, and a probe no
+        // span either: it logs nothing that needs one (`/__error__` logs its error line with
+        // the id), and probes are most requests in many services.
+        let summarised = self.settings.log_probes || !crate::is_endpoint_path(req.path());
+        let spanned = summarised || req.path().trim_end_matches('/') == "/__error__";
+        if !spanned {
+            // A probe: its id, in the extensions and the response, and nothing else.
+            req.extensions_mut().insert(rid.clone());
+            let call = self.service.call(req);
+            return Box::pin(async move {
+                match call.await {
+                    Ok(mut res) => {
+                        if let Ok(value) = HeaderValue::from_str(rid.as_str()) {
+                            res.headers_mut().insert(header, value);
+                        }
+                        Ok(res)
+                    }
+                    Err(error) => Err(WithRequestId { error, header, rid }.into()),
+                }
+            });
+        }
         // An ERROR-level span stays enabled whatever level the subscriber lets through, so
         // `rid` reaches warnings and errors even when INFO is filtered out.
         let span = tracing::error_span!(
@@ -283,17 +306,16 @@ where
             rid = rid.as_str(),
             uid = tracing::field::Empty,
         );
-        let summary =
-            (self.settings.log_probes || !crate::is_endpoint_path(req.path())).then(|| Summary {
-                start: Instant::now(),
-                agent: header_value(req.headers(), header::USER_AGENT),
-                lang: header_value(req.headers(), header::ACCEPT_LANGUAGE),
-                method: req.method().clone(),
-                uri: req.uri().clone(),
-                log_querystring: self.settings.log_querystring,
-                rid: rid.clone(),
-                uid: Rc::default(),
-            });
+        let summary = summarised.then(|| Summary {
+            start: Instant::now(),
+            agent: header_value(req.headers(), header::USER_AGENT),
+            lang: header_value(req.headers(), header::ACCEPT_LANGUAGE),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            log_querystring: self.settings.log_querystring,
+            rid: rid.clone(),
+            uid: Rc::default(),
+        });
         let uid = summary
             .as_ref()
             .map_or_else(Rc::default, |s| Rc::clone(&s.uid));
