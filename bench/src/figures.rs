@@ -184,6 +184,18 @@ impl Bench {
     }
 
     /// Like [`Bench::run`], and every answer must have been 2xx.
+    /// One throughput run of `url` on `server` (the plan's connections and seconds): what wrk
+    /// measured, and the server's CPU time per request in µs (its workers and dockerflow's
+    /// threads).
+    fn measure(&self, server: &Server, url: &str) -> Result<(Measured, f64), BenchError> {
+        let load = Load::new(url, self.plan.connections, self.plan.seconds);
+        let cpu_before = server.cpu_time() + check_threads_cpu_time();
+        let measured = self.run_ok(&load)?;
+        let cpu_used = server.cpu_time() + check_threads_cpu_time() - cpu_before;
+        let cpu = cpu_used.as_secs_f64() * 1e6 / measured.requests as f64;
+        Ok((measured, cpu))
+    }
+
     fn run_ok(&self, load: &Load) -> Result<Measured, BenchError> {
         let measured = self.run(load)?;
         if measured.non_2xx > 0 || measured.timeouts > 0 {
@@ -239,12 +251,9 @@ impl Bench {
             }
             for i in order {
                 let (server, url) = &targets[i];
-                let load = Load::new(url.as_str(), plan.connections, plan.seconds);
-                let cpu_before = server.cpu_time() + check_threads_cpu_time();
-                let measured = self.run_ok(&load)?;
-                let cpu_used = server.cpu_time() + check_threads_cpu_time() - cpu_before;
+                let (measured, cpu_per_request) = self.measure(server, url)?;
                 rates[i].push(measured.requests_per_sec);
-                cpu[i].push(cpu_used.as_secs_f64() * 1e6 / measured.requests as f64);
+                cpu[i].push(cpu_per_request);
             }
         }
         // The median ratio, and the range of the rounds' ratios to show the noise.

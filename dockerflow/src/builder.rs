@@ -1,12 +1,11 @@
 //! [`Builder`]: a [`Dockerflow`] put together in code: settings (which win over the
 //! environment), checks that are not annotated functions, liveness conditions, secrets.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::check::{Check, Level};
-use crate::config::{Config, InCode};
+use crate::config::{Config, InCode, Vars};
 use crate::error::StartupError;
 use crate::liveness::LivenessCondition;
 use crate::version::CompiledVersion;
@@ -36,7 +35,7 @@ pub struct Builder {
     checks: Vec<Check>,
     only_checks: Option<Vec<String>>,
     secrets: Vec<String>,
-    environment: Option<HashMap<String, String>>,
+    environment: Vars,
 }
 
 impl Builder {
@@ -200,17 +199,13 @@ impl Builder {
         K: Into<String>,
         V: Into<String>,
     {
-        self.environment = Some(
-            vars.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        );
+        self.environment = Vars::given(vars);
         self
     }
 
     /// Resolves every setting, collects the checks and hooks, and checks them all.
     pub fn build(self) -> Result<Dockerflow, StartupError> {
-        let config = Config::resolve(self.code, self.environment.as_ref())?;
+        let config = Config::resolve(self.code, &self.environment)?;
         for secret in self.secrets.iter().chain(&config.details_token) {
             crate::redact::add_secret(secret.clone());
         }

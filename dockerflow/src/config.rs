@@ -169,47 +169,43 @@ pub(crate) struct InCode {
 }
 
 impl Config {
-    /// Every setting: from `code`, else from `vars` (the process environment when `None`), else
-    /// its default; each checked the same way wherever it came from.
-    pub(crate) fn resolve(
-        code: InCode,
-        vars: Option<&HashMap<String, String>>,
-    ) -> Result<Config, StartupError> {
-        let env = Env(vars);
-        let failed_status = FAILED_STATUS.resolve(code.failed_status, &env, 500)?;
+    /// Every setting: from `code`, else from `env`, else its default; each checked the same
+    /// way wherever it came from.
+    pub(crate) fn resolve(code: InCode, env: &Vars) -> Result<Config, StartupError> {
+        let failed_status = FAILED_STATUS.resolve(code.failed_status, env, 500)?;
         let request_id_header =
-            REQUEST_ID_HEADER.resolve(code.request_id_header, &env, "X-Request-Id".to_owned())?;
+            REQUEST_ID_HEADER.resolve(code.request_id_header, env, "X-Request-Id".to_owned())?;
         Ok(Config {
-            version_file: VERSION_FILE.resolve(code.version_file.map(Some), &env, None)?,
-            fail_level: FAIL_LEVEL.resolve(code.fail_level, &env, Level::Warning)?,
+            version_file: VERSION_FILE.resolve(code.version_file.map(Some), env, None)?,
+            fail_level: FAIL_LEVEL.resolve(code.fail_level, env, Level::Warning)?,
             failed_status: StatusCode::from_u16(failed_status).expect("checked to be 400 to 599"),
             show_details: bool_setting(env::SHOW_DETAILS, "Builder::show_details").resolve(
                 code.show_details,
-                &env,
+                env,
                 false,
             )?,
-            details_token: DETAILS_TOKEN.resolve(code.details_token.map(Some), &env, None)?,
-            silenced: SILENCED.resolve(code.silenced, &env, Vec::new())?,
+            details_token: DETAILS_TOKEN.resolve(code.details_token.map(Some), env, None)?,
+            silenced: SILENCED.resolve(code.silenced, env, Vec::new())?,
             check_timeout: CHECK_TIMEOUT.resolve(
                 code.check_timeout,
-                &env,
+                env,
                 Duration::from_secs(3),
             )?,
-            cache_ttl: CACHE_TTL.resolve(code.cache_ttl, &env, Duration::from_secs(1))?,
+            cache_ttl: CACHE_TTL.resolve(code.cache_ttl, env, Duration::from_secs(1))?,
             request_id_header: HeaderName::try_from(request_id_header)
                 .expect("checked to be a header name"),
             enable_error_endpoint: bool_setting(
                 env::ENABLE_ERROR_ENDPOINT,
                 "Builder::enable_error_endpoint",
             )
-            .resolve(code.enable_error_endpoint, &env, false)?,
+            .resolve(code.enable_error_endpoint, env, false)?,
             log_querystring: code.log_querystring.unwrap_or(false),
             log_probes: bool_setting(env::LOG_PROBES, "Builder::log_probes").resolve(
                 code.log_probes,
-                &env,
+                env,
                 true,
             )?,
-            drain: DRAIN.resolve(code.drain, &env, Duration::ZERO)?,
+            drain: DRAIN.resolve(code.drain, env, Duration::ZERO)?,
         })
     }
 }
@@ -226,7 +222,7 @@ struct Setting<T> {
 
 impl<T: fmt::Debug> Setting<T> {
     /// The value set in code, else the variable's, else `default`; then validated.
-    fn resolve(&self, code: Option<T>, env: &Env<'_>, default: T) -> Result<T, StartupError> {
+    fn resolve(&self, code: Option<T>, env: &Vars, default: T) -> Result<T, StartupError> {
         match code {
             Some(value) if (self.valid)(&value) => Ok(value),
             Some(value) => Err(invalid(self.method, &format!("{value:?}"), self.expected)),
@@ -365,13 +361,30 @@ fn invalid(setting: &str, value: &str, expected: &str) -> StartupError {
     }
 }
 
-/// The process environment, or the variables given to [`Builder::environment`](crate::Builder::environment).
-struct Env<'a>(Option<&'a HashMap<String, String>>);
+/// Where settings are read: the process environment, or the variables given to
+/// [`Builder::environment`](crate::Builder::environment) or
+/// [`Setup::environment`](crate::logging::Setup::environment).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Vars(Option<HashMap<String, String>>);
 
-impl Env<'_> {
+impl Vars {
+    /// These variables instead of the process environment.
+    pub(crate) fn given<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Vars(Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        ))
+    }
+
     /// The variable's value; unset and empty (or blank) are the same.
-    fn get(&self, name: &str) -> Option<String> {
-        let value = match self.0 {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
+        let value = match &self.0 {
             Some(vars) => vars.get(name).cloned(),
             None => std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()),
         };

@@ -12,7 +12,7 @@ use dockerflow::Dockerflow;
 
 use super::{median, thousands, Bench};
 use crate::checks;
-use crate::server::{check_threads_cpu_time, Server, Setup};
+use crate::server::{Server, Setup};
 use crate::table::{Row, Target};
 use crate::wrk::Load;
 use crate::BenchError;
@@ -192,12 +192,9 @@ impl Bench {
             }
             for i in order {
                 let (server, url, logged) = &targets[i];
-                let load = Load::new(url.as_str(), plan.connections, plan.seconds);
-                let cpu_before = server.cpu_time() + check_threads_cpu_time();
-                let measured = self.run_ok(&load)?;
-                let cpu_used = server.cpu_time() + check_threads_cpu_time() - cpu_before;
+                let (measured, cpu_per_request) = self.measure(server, url)?;
                 rates[i].push(measured.requests_per_sec);
-                cpu[i].push(cpu_used.as_secs_f64() * 1e6 / measured.requests as f64);
+                cpu[i].push(cpu_per_request);
                 if *logged {
                     // Every answered request has its line, written before the answer; a few
                     // more for requests in flight when wrk stopped (this run's, and the

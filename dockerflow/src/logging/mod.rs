@@ -180,7 +180,6 @@ use self::writer::flush_when_this_thread_ends;
 pub use self::writer::{flush, BatchWriter, LineHandle, FLUSH_INTERVAL};
 pub(crate) use self::writer::{InRequest, RequestScope};
 
-use std::collections::HashMap;
 use std::fmt;
 
 use tracing_log::AsLog as _;
@@ -189,7 +188,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Identity, Layer, SubscriberExt};
 use tracing_subscriber::{EnvFilter, Registry};
 
-use crate::config::env;
+use crate::config::{env, Vars};
 use crate::StartupError;
 
 /// What a panic said, for a log line: its `&str` or `String` payload.
@@ -277,7 +276,7 @@ pub struct Setup<W = BatchWriter, L = Identity> {
     logger: String,
     format: Option<Format>,
     filter: Option<String>,
-    environment: Option<HashMap<String, String>>,
+    environment: Vars,
     make_writer: W,
     layer: L,
 }
@@ -290,7 +289,7 @@ impl Setup {
             logger: logger.into(),
             format: None,
             filter: None,
-            environment: None,
+            environment: Vars::default(),
             make_writer: BatchWriter::stdout(),
             layer: Identity::new(),
         }
@@ -320,11 +319,7 @@ impl<W, L> Setup<W, L> {
         K: Into<String>,
         V: Into<String>,
     {
-        self.environment = Some(
-            vars.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        );
+        self.environment = Vars::given(vars);
         self
     }
 
@@ -361,15 +356,6 @@ impl<W, L> Setup<W, L> {
         }
     }
 
-    /// The value of `name`; unset and empty are the same.
-    fn var(&self, name: &str) -> Option<String> {
-        let value = match &self.environment {
-            Some(vars) => vars.get(name).cloned(),
-            None => std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()),
-        };
-        value.filter(|v| !v.trim().is_empty())
-    }
-
     /// The format and the filter, from code or the environment, checked.
     fn settings(&self) -> Result<(Format, Filter), StartupError> {
         let invalid = |setting: &str, value: &str, expected: String| StartupError::InvalidSetting {
@@ -379,7 +365,7 @@ impl<W, L> Setup<W, L> {
         };
         let format = match self.format {
             Some(format) => format,
-            None => match self.var(env::LOG_FORMAT) {
+            None => match self.environment.get(env::LOG_FORMAT) {
                 Some(text) => text
                     .parse()
                     .map_err(|_| invalid(env::LOG_FORMAT, &text, Format::ACCEPTED.to_owned()))?,
@@ -390,7 +376,8 @@ impl<W, L> Setup<W, L> {
             Some(directives) => ("Setup::filter", directives.clone()),
             None => (
                 env::RUST_LOG,
-                self.var(env::RUST_LOG)
+                self.environment
+                    .get(env::RUST_LOG)
                     .unwrap_or_else(|| DEFAULT_FILTER.to_owned()),
             ),
         };
