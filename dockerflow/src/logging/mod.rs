@@ -57,7 +57,7 @@
 //! operating system. `BENCHMARKS.md` has the figures.
 //!
 //! A line logged while a request is handled is copied into memory, and a thread of its own
-//! (`dockerflow-log`) writes the lines waiting with one `write` system call, at most
+//! (`dockerflow-log`) writes the lines waiting, many to a `write` system call, at most
 //! [`FLUSH_INTERVAL`] (1 ms) after the first of them ([`BatchWriter`]): under load a request
 //! pays for a copy, not for a system call. Every other line (start-up, shutdown, background
 //! threads) is written at once, after the lines waiting, so lines never overtake each other.

@@ -34,12 +34,14 @@ const LIMIT: usize = 1024 * 1024;
 ///
 /// - A line logged while a request is handled (inside [`RequestSummary`], the summary line
 ///   included) is copied into memory; the writer thread writes the lines waiting, in the order
-///   they were logged, at most [`FLUSH_INTERVAL`] after the first of them, with one `write`
-///   system call for many lines. An idle writer thread is woken by a line and writes it at once.
+///   they were logged, at most [`FLUSH_INTERVAL`] after the first of them, many lines to a
+///   `write` system call. An idle writer thread is woken by a line and writes it at once.
 /// - Any other line (start-up, shutdown, background threads, a command that logs and exits) is
 ///   written at once on the thread that logs it, after every line waiting, so lines never
 ///   overtake each other and a process that exits right after logging loses nothing.
-/// - Each line is written whole by one `write` call, never split or mixed with another.
+/// - Each line is written whole by one `write` call, never split or mixed with another; a
+///   `write` holds at most 4 KiB of lines (a longer line alone), what a pipe takes in one
+///   piece, so lines stay whole even on a pipe other processes write to.
 ///   Nothing is dropped: when 1 MiB is waiting (the output is blocked), a request's line waits
 ///   for room, as a write to a blocked stdout would.
 /// - [`flush`](Self::flush) (and [`logging::flush`](crate::logging::flush) for stdout) returns
@@ -196,12 +198,8 @@ impl Shared {
             state.queued += line.len() as u64;
             mem::take(&mut state.waiting)
         };
-        // A line that cannot be written has nowhere else to go.
-        if !waiting.is_empty() {
-            let _ = sink.write_all(&waiting);
-        }
-        let _ = sink.write_all(line);
-        let _ = sink.flush();
+        write_lines(&mut **sink, &waiting);
+        write_lines(&mut **sink, line);
         drop(sink);
         self.written((waiting.len() + line.len()) as u64);
     }
@@ -262,8 +260,7 @@ impl Shared {
                 self.done.notify_all();
             }
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let _ = sink.write_all(&batch);
-                let _ = sink.flush();
+                write_lines(&mut **sink, &batch);
             }));
             drop(sink);
 
@@ -332,6 +329,28 @@ thread_local! {
 /// Makes this thread flush every writer when it ends.
 pub(crate) fn flush_when_this_thread_ends() {
     FLUSH_ON_EXIT.with(|_| {});
+}
+
+/// The most a pipe takes in one piece (`PIPE_BUF` on Linux): a `write` of at most this many
+/// bytes is never mixed with another process's writes to the same pipe.
+const ATOMIC_WRITE: usize = 4096;
+
+/// Writes whole lines in `write` calls of at most [`ATOMIC_WRITE`] bytes, cut after a newline
+/// (a longer line alone): batching never makes a line share a pipe write it could be split
+/// from. A line that cannot be written has nowhere else to go.
+fn write_lines(sink: &mut dyn Write, mut lines: &[u8]) {
+    while !lines.is_empty() {
+        let cut = if lines.len() <= ATOMIC_WRITE {
+            lines.len()
+        } else {
+            memchr::memrchr(b'\n', &lines[..ATOMIC_WRITE])
+                .or_else(|| memchr::memchr(b'\n', lines))
+                .map_or(lines.len(), |newline| newline + 1)
+        };
+        let _ = sink.write_all(&lines[..cut]);
+        lines = &lines[cut..];
+    }
+    let _ = sink.flush();
 }
 
 thread_local! {
@@ -461,6 +480,18 @@ mod tests {
         fn count(&self) -> usize {
             lock(&self.calls).len()
         }
+
+        /// Every call is at most one pipe's atomic write, or a single longer line.
+        fn assert_atomic(&self) {
+            for call in lock(&self.calls).iter() {
+                let lines = call.iter().filter(|b| **b == b'\n').count();
+                assert!(
+                    call.len() <= ATOMIC_WRITE || lines == 1,
+                    "a write of {} bytes and {lines} lines",
+                    call.len()
+                );
+            }
+        }
     }
 
     fn log(writer: &BatchWriter, line: &str) {
@@ -533,6 +564,7 @@ mod tests {
             thread.join().unwrap();
         }
         writer.flush();
+        sink.assert_atomic();
         let mut next = [0; 8];
         let lines = sink.lines();
         assert_eq!(lines.len(), 8 * 5000);
