@@ -461,3 +461,60 @@ impl<W, L> fmt::Debug for Setup<W, L> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn settings(name: &str, value: &str) -> Result<(Format, Filter), StartupError> {
+        Setup::new("app").environment([(name, value)]).settings()
+    }
+
+    proptest! {
+        /// Whatever an operator types, `DOCKERFLOW_LOG_FORMAT` is `json`, `text` or blank
+        /// (unset), or start-up stops with a message that names the variable and both values.
+        #[test]
+        fn any_log_format_is_taken_or_refused_by_name(value in "\\PC{0,24}|(?i) *(json|text) *") {
+            let wanted = value.trim().to_ascii_lowercase();
+            match settings(env::LOG_FORMAT, &value) {
+                Ok((format, _)) => prop_assert!(
+                    (wanted.is_empty() || wanted == "json") && format == Format::Json
+                        || wanted == "text" && format == Format::Text,
+                    "{value:?} gave {format:?}"
+                ),
+                Err(err) => {
+                    prop_assert!(!matches!(wanted.as_str(), "" | "json" | "text"), "{value:?}: {err}");
+                    let text = err.to_string();
+                    prop_assert!(text.contains(env::LOG_FORMAT) && text.contains("json or text"), "{text}");
+                }
+            }
+        }
+
+        /// `RUST_LOG` is filter directives, or start-up stops with a message that names it;
+        /// parsing never panics.
+        #[test]
+        fn any_rust_log_is_taken_or_refused_by_name(value in "[a-z_:=,.\\[\\]{}\"0-9 A-Z-]{0,40}") {
+            if let Err(err) = settings(env::RUST_LOG, &value) {
+                let text = err.to_string();
+                prop_assert!(text.contains(env::RUST_LOG) && text.contains("EnvFilter"), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn directives_on_targets_and_levels_only_skip_the_per_span_filter() {
+        for (directives, per_call_site) in [
+            ("info", true),
+            ("warn,my_app=debug,request.summary=off", true),
+            ("info,[request{rid}]=debug", false),
+        ] {
+            let (_, filter) = settings(env::RUST_LOG, directives).unwrap();
+            assert_eq!(
+                matches!(filter, Filter::Targets(_)),
+                per_call_site,
+                "{directives}"
+            );
+        }
+    }
+}
