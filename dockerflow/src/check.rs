@@ -309,15 +309,18 @@ impl MissingData {
     /// Missing data of type `T`.
     pub fn of<T: ?Sized>() -> Self {
         MissingData {
-            type_name: short_type_name(type_name::<T>()),
+            type_name: short_type_name::<T>().to_owned(),
         }
     }
 }
 
-/// `actix_web::data::Data<my_app::Pool>` reads better as `Data<my_app::Pool>`.
-fn short_type_name(full: &str) -> String {
-    full.replace("actix_web::data::", "")
-        .replace("alloc::sync::", "")
+/// A type's name as an app writes it: the outer type without its module path, its parameters
+/// as they are (`actix_web::data::Data<my_app::Pool>` reads `Data<my_app::Pool>`,
+/// `diesel::pg::connection::PgConnection` reads `PgConnection`).
+pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = type_name::<T>();
+    let outer = &full[..full.find('<').unwrap_or(full.len())];
+    &full[outer.rfind("::").map_or(0, |i| i + 2)..]
 }
 
 /// A check run, ready to go: everything it needs was taken from the request, so it can run on

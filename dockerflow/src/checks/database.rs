@@ -7,8 +7,8 @@ use diesel::{QueryResult, RunQueryDsl};
 
 use super::messages;
 use super::one_line;
-use super::{shorten, DieselPool, DATABASE_CONNECTED};
-use crate::check::{Check, CheckContext, CheckMessage, Prepared};
+use super::{DieselPool, DATABASE_CONNECTED};
+use crate::check::{short_type_name, Check, CheckContext, CheckMessage, Prepared};
 use crate::redact::redact;
 
 /// A diesel connection type the database checks can use: `PgConnection` (feature `postgres`),
@@ -200,7 +200,7 @@ pub(super) fn find_pool<C: DatabaseConnection>(ctx: &CheckContext<'_>) -> Option
 
 /// The reason E003 (and I001) give when the app has no pool for `C`: what to add.
 pub(super) fn missing_pool<C>() -> String {
-    let conn = shorten(std::any::type_name::<C>());
+    let conn = short_type_name::<C>();
     messages::missing_pool(&format!("r2d2::Pool<ConnectionManager<{conn}>>"))
 }
 

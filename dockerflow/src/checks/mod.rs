@@ -130,9 +130,3 @@ pub const REDIS_CONNECTED: &str = "check_redis_connected";
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
-
-/// `diesel::pg::connection::PgConnection` reads better as `PgConnection`.
-#[cfg(any(feature = "diesel-checks", feature = "sqlx-checks"))]
-fn shorten(type_name: &str) -> &str {
-    type_name.rsplit("::").next().unwrap_or(type_name)
-}

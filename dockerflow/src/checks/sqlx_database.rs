@@ -12,8 +12,8 @@ use sqlx::{ConnectOptions, Connection, Database, Pool};
 
 use super::messages;
 use super::one_line;
-use super::{shorten, DATABASE_CONNECTED};
-use crate::check::{Check, CheckContext, CheckMessage, Prepared};
+use super::DATABASE_CONNECTED;
+use crate::check::{short_type_name, Check, CheckContext, CheckMessage, Prepared};
 use crate::redact::{add_secret, redact};
 
 /// A sqlx database the sqlx checks can use: `sqlx::Postgres` (feature `sqlx-postgres`),
@@ -267,7 +267,7 @@ pub(super) fn find_pool<DB: Database>(ctx: &CheckContext<'_>) -> Option<Pool<DB>
 
 /// The reason E003 (and I001) give when the app has no pool of `DB`: what to add.
 pub(super) fn missing_pool<DB>() -> String {
-    let db = shorten(std::any::type_name::<DB>());
+    let db = short_type_name::<DB>();
     messages::missing_pool(&format!("sqlx::Pool<{db}>"))
 }
 
