@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use demo_process::{demo, run, workspace, Demo, WorkDir};
-use dockerflow_tests::{closed_port, SilentListener};
+use dockerflow_tests::net::{closed_port, Listener};
 use serde_json::Value;
 
 /// `dockerflow-demo healthcheck [path]` with `PORT=port`: exit code and stderr, and how long it
@@ -95,7 +95,7 @@ fn healthcheck_fails_on_a_closed_port_a_bad_path_and_a_bad_port() {
 
 #[test]
 fn healthcheck_gives_up_on_a_listener_that_never_answers_after_two_seconds() {
-    let silent = SilentListener::start();
+    let silent = Listener::silent();
     let (code, stderr, took) = healthcheck(silent.port, None);
     assert_eq!(code, 1);
     assert!(stderr.contains("no answer within 2000 ms"), "{stderr}");

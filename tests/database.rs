@@ -3,19 +3,20 @@
 //! server refuses, a malformed URL, a session killed under the pool, a file that is not a database,
 //! and no pool at all.
 
-#[path = "fixtures/backends.rs"]
-mod backends;
-
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::web;
-use backends::{captured_logs, pool, pool_builder, Backend, LockedOutUser, TempDatabase};
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::{MysqlConnection, PgConnection, SqliteConnection};
 use dockerflow::checks::{self, DatabaseConnection, DATABASE_CONNECTED};
 use dockerflow::ids;
-use dockerflow_tests::{closed_port, get, only, serve, PrivatePostgres, SilentListener};
+use dockerflow_tests::databases::{
+    pool, pool_builder, Backend, LockedOutUser, PrivatePostgres, TempDatabase,
+};
+use dockerflow_tests::net::{closed_port, Listener};
+use dockerflow_tests::temp::unique;
+use dockerflow_tests::{get, logs, only, serve};
 use serde_json::Value;
 
 /// The check's timeout in these tests: the pool gets three quarters of it.
@@ -149,7 +150,7 @@ async fn sqlite_file_that_cannot_be_opened_is_e001() {
 /// A server that accepts and never answers: the pool gives up before the check's timeout, so
 /// the heartbeat says E001 (what it was waiting for), not E011.
 async fn never_answers<C: DatabaseConnection>(scheme: &str) {
-    let listener = SilentListener::start();
+    let listener = Listener::silent();
     let started = Instant::now();
     let (status, body) = heartbeat::<C>(Some(pool(&format!(
         "{scheme}://root@127.0.0.1:{}/test",
@@ -181,9 +182,9 @@ async fn mariadb_that_never_answers_is_e001_before_the_check_times_out() {
 
 /// The server refuses the login; the password is in neither the body nor a log line.
 async fn refused_login<C: DatabaseConnection>(backend: Backend, scheme: &str, port: u16) -> String {
-    backends::capture();
+    logs::capture();
     let db = TempDatabase::new(backend);
-    let password = backends::unique("Pw-s3cret");
+    let password = unique("Pw-s3cret");
     let user = LockedOutUser::new(backend, &password);
     let wrong = format!("{password}-wrong");
     let url = format!(
@@ -200,7 +201,7 @@ async fn refused_login<C: DatabaseConnection>(backend: Backend, scheme: &str, po
     for secret in [&password, &wrong] {
         assert!(!body.to_string().contains(secret.as_str()), "{body}");
         assert!(
-            !captured_logs().contains(secret.as_str()),
+            !logs::captured().contains(secret.as_str()),
             "a log line has the password"
         );
     }
@@ -215,8 +216,8 @@ async fn mariadb_wrong_password_is_e001_without_the_password() {
 
 #[actix_web::test]
 async fn postgres_wrong_password_is_e001_without_the_password() {
-    backends::capture();
-    let password = backends::unique("Pw-s3cret");
+    logs::capture();
+    let password = unique("Pw-s3cret");
     let server = PrivatePostgres::start(&password);
     let wrong = format!("{password}-wrong");
     let url = format!(
@@ -230,7 +231,7 @@ async fn postgres_wrong_password_is_e001_without_the_password() {
     for secret in [&password, &wrong] {
         assert!(!body.to_string().contains(secret.as_str()), "{body}");
         assert!(
-            !captured_logs().contains(secret.as_str()),
+            !logs::captured().contains(secret.as_str()),
             "a log line has the password"
         );
     }
@@ -254,7 +255,7 @@ async fn postgres_refused_login_is_e001_without_the_password() {
 // E003: the URL or the app is wrong.
 
 async fn malformed<C: DatabaseConnection>(url: &str, password: &str, expected: &[&str]) {
-    backends::capture();
+    logs::capture();
     let (status, body) = heartbeat::<C>(Some(pool(url))).await;
     assert_failed(status, &body);
     let text = only_message(&body, ids::E003);
@@ -263,7 +264,7 @@ async fn malformed<C: DatabaseConnection>(url: &str, password: &str, expected: &
     assert!(expected.iter().any(|e| text.contains(e)), "{text}");
     assert!(!body.to_string().contains(password), "{body}");
     assert!(
-        !captured_logs().contains(password),
+        !logs::captured().contains(password),
         "a log line has the password"
     );
 }
@@ -271,7 +272,7 @@ async fn malformed<C: DatabaseConnection>(url: &str, password: &str, expected: &
 #[actix_web::test]
 async fn postgres_with_a_bogus_url_scheme_is_e003_without_the_password() {
     // libpq reads it as a connection string and echoes it whole: the password is masked.
-    let password = backends::unique("Pw-hunter2");
+    let password = unique("Pw-hunter2");
     malformed::<PgConnection>(
         &format!("http://app:{password}@127.0.0.1:5432/test"),
         &password,
@@ -292,7 +293,7 @@ async fn postgres_with_a_port_that_is_no_number_is_e003() {
 
 #[actix_web::test]
 async fn mariadb_with_a_bogus_url_scheme_is_e003_without_the_password() {
-    let password = backends::unique("Pw-hunter2");
+    let password = unique("Pw-hunter2");
     malformed::<MysqlConnection>(
         &format!("http://root:{password}@127.0.0.1:3306/test"),
         &password,
@@ -375,7 +376,6 @@ async fn killed_session<C: DatabaseConnection>(backend: Backend) {
     assert_eq!(before.status, StatusCode::OK, "{}", before.text());
 
     db.kill_sessions();
-    std::thread::sleep(Duration::from_millis(300));
 
     let after = get(&srv, "/__heartbeat__").await;
     let body = after.json();
@@ -426,7 +426,6 @@ async fn postgres_back_after_its_sessions_were_killed_is_ok_again_with_a_tested_
     });
     assert_eq!(get(&srv, "/__heartbeat__").await.status, StatusCode::OK);
     db.kill_sessions();
-    std::thread::sleep(Duration::from_millis(300));
     // r2d2 tests the idle connection on checkout, drops it and opens a new one.
     let answer = get(&srv, "/__heartbeat__").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
@@ -487,7 +486,7 @@ async fn both_checks_on_one_pool_still_get_the_drivers_reason() {
 async fn the_pool_wait_follows_the_checks_own_timeout() {
     // A check given its own timeout (shorter than the configured 1.2 s) still answers E001
     // with what it waited for, not E011: the pool is given three quarters of 400 ms.
-    let listener = SilentListener::start();
+    let listener = Listener::silent();
     let url = format!("postgres://postgres@127.0.0.1:{}/test", listener.port);
     let pool: Pool<ConnectionManager<PgConnection>> = pool(&url);
     let dockerflow = only(&[DATABASE_CONNECTED])

@@ -2,9 +2,6 @@
 //! operator runs it: in a working directory of its own, configured by environment only, against
 //! real servers.
 
-#[path = "fixtures/backends.rs"]
-mod backends;
-
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -12,8 +9,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use backends::{Backend, TempDatabase};
-use dockerflow_tests::{closed_port, RedisServer};
+use dockerflow_tests::databases::{Backend, TempDatabase};
+use dockerflow_tests::net::closed_port;
+use dockerflow_tests::redis_server::RedisServer;
+use dockerflow_tests::temp::unique;
 use serde_json::Value;
 
 /// Builds the demo once per test run (a no-op when it is fresh) and returns its path, as
@@ -54,7 +53,7 @@ struct WorkDir(PathBuf);
 
 impl WorkDir {
     fn new() -> Self {
-        let dir = std::env::temp_dir().join(backends::unique("dockerflow_demo"));
+        let dir = std::env::temp_dir().join(unique("dockerflow_demo"));
         std::fs::create_dir_all(&dir).unwrap();
         WorkDir(dir)
     }
@@ -396,7 +395,7 @@ fn bad_settings_stop_start_up_naming_them_without_passwords() {
 #[test]
 fn a_database_password_never_shows() {
     let dir = WorkDir::new();
-    let password = backends::unique("Pw-s3cret");
+    let password = unique("Pw-s3cret");
     let url = format!(
         "postgres://postgres:{password}@127.0.0.1:{}/app",
         closed_port()

@@ -2,20 +2,18 @@
 //! status"): choosing checks per request, durations and `?verbose`, liveness conditions on
 //! `/__lbheartbeat__`, draining, and the compiled-in version, through real HTTP.
 
-#[path = "fixtures/backends.rs"]
-mod backends;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web;
-use backends::{pool, pool_builder, Backend, TempDatabase};
 use diesel::r2d2::ConnectionManager;
 use diesel::PgConnection;
 use dockerflow::{checks, liveness, CompiledVersion, LivenessCondition};
-use dockerflow_tests::{call, closed_port, get, only, serve, with_data};
+use dockerflow_tests::databases::{pool, pool_builder, Backend, TempDatabase};
+use dockerflow_tests::net::closed_port;
+use dockerflow_tests::{call, get, only, serve, with_data};
 use futures_util::future::join_all;
 use serde_json::json;
 

@@ -9,7 +9,7 @@
 
 use std::io::{self, BufRead};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Service as _;
@@ -18,37 +18,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 use dockerflow::logging::{MozLogLayer, RequestId};
 use dockerflow::Dockerflow;
+use dockerflow_tests::logs::{mozlog_schema as validator, Capture};
+use dockerflow_tests::temp::unique;
 use serde_json::{json, Value};
 use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
 const LOGGER: &str = "logging-tests";
-
-/// Every `write` call the layer made, in order.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Vec<u8>>>>);
-
-struct CaptureWriter(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().push(buf.to_vec());
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = CaptureWriter;
-
-    fn make_writer(&'a self) -> CaptureWriter {
-        CaptureWriter(Arc::clone(&self.0))
-    }
-}
 
 fn capture() -> &'static Capture {
     static CAPTURE: OnceLock<Capture> = OnceLock::new();
@@ -60,15 +36,6 @@ fn capture() -> &'static Capture {
         tracing::subscriber::set_global_default(subscriber)
             .expect("the only global subscriber of this binary");
         capture
-    })
-}
-
-fn validator() -> &'static jsonschema::Validator {
-    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
-    VALIDATOR.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mozlog.schema.json");
-        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        jsonschema::validator_for(&schema).expect("the schema is valid")
     })
 }
 
@@ -89,7 +56,7 @@ fn parse_line(text: &str) -> Value {
 
 /// Every line captured so far. Each `write` call holds exactly one whole line.
 fn all_lines() -> Vec<Value> {
-    let writes = capture().0.lock().unwrap().clone();
+    let writes = capture().writes();
     writes
         .iter()
         .map(|write| {
@@ -131,12 +98,6 @@ fn summary_of(rid: &str) -> Value {
     let found = summaries(&lines);
     assert_eq!(found.len(), 1, "one summary for {rid}: {lines:#?}");
     found[0].clone()
-}
-
-fn unique(name: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{name}-{}-{n}", std::process::id())
 }
 
 fn is_uuid_v4(text: &str) -> bool {

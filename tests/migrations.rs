@@ -4,20 +4,18 @@
 //! state during a rollout, so the heartbeat still passes), and one that cannot be
 //! reached (I001).
 
-#[path = "fixtures/backends.rs"]
-mod backends;
-
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::web;
-use backends::{pool, Backend, TempDatabase};
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::{Connection, MysqlConnection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use dockerflow::checks::{self, DatabaseConnection, MIGRATIONS_APPLIED};
 use dockerflow::ids;
-use dockerflow_tests::{closed_port, get, only, serve};
+use dockerflow_tests::databases::{pool, Backend, TempDatabase};
+use dockerflow_tests::net::closed_port;
+use dockerflow_tests::{get, only, serve};
 use serde_json::Value;
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("fixtures/migrations/postgres");

@@ -10,15 +10,14 @@
 //! the random secrets added here must not reach the other tests.
 
 use std::io;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use actix_web::http::header::HeaderValue;
 use dockerflow::logging::{MozLogLayer, RequestId, MAX_REQUEST_ID_LEN};
 use dockerflow::redact::{add_secret, redact};
+use dockerflow_tests::logs::{mozlog_schema, Capture};
 use proptest::prelude::*;
 use serde_json::Value;
 use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
 fn config() -> ProptestConfig {
@@ -197,7 +196,7 @@ proptest! {
         let line: Value = serde_json::from_str(text).map_err(|e| {
             TestCaseError::fail(format!("not JSON ({e}): {text:?}"))
         })?;
-        let errors: Vec<String> = validator()
+        let errors: Vec<String> = mozlog_schema()
             .iter_errors(&line)
             .map(|e| format!("{e} at {}", e.instance_path()))
             .collect();
@@ -224,44 +223,4 @@ proptest! {
 
 fn is_uuid_v4(text: &str) -> bool {
     uuid::Uuid::parse_str(text).is_ok_and(|id| id.get_version_num() == 4)
-}
-
-fn validator() -> &'static jsonschema::Validator {
-    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
-    VALIDATOR.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mozlog.schema.json");
-        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        jsonschema::validator_for(&schema).expect("the schema is valid")
-    })
-}
-
-/// Every `write` call the layer made, in order.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl Capture {
-    fn writes(&self) -> Vec<Vec<u8>> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-struct CaptureWriter(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().push(buf.to_vec());
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = CaptureWriter;
-
-    fn make_writer(&'a self) -> CaptureWriter {
-        CaptureWriter(Arc::clone(&self.0))
-    }
 }

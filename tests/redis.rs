@@ -2,18 +2,17 @@
 //! starts and kills mid-run, one that wants a password, plus a closed port, a listener that never
 //! answers, and a server of the test's own that answers PING wrongly.
 
-#[path = "fixtures/backends.rs"]
-mod backends;
-
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::web;
-use backends::{captured_logs, FakeRedis, PasswordRedis};
 use dockerflow::checks::{self, REDIS_CONNECTED};
 use dockerflow::ids;
 use dockerflow::Check;
-use dockerflow_tests::{closed_port, get, only, serve, RedisServer, SilentListener};
+use dockerflow_tests::net::{closed_port, Listener};
+use dockerflow_tests::redis_server::{fake_redis, RedisServer};
+use dockerflow_tests::temp::unique;
+use dockerflow_tests::{get, logs, only, serve};
 use serde_json::Value;
 
 const CHECK_TIMEOUT: Duration = Duration::from_millis(1200);
@@ -81,7 +80,7 @@ async fn a_closed_port_is_e004_connection_refused() {
 
 #[actix_web::test]
 async fn a_server_that_never_answers_is_e004_before_the_check_times_out() {
-    let listener = SilentListener::start();
+    let listener = Listener::silent();
     let started = Instant::now();
     let (status, body) = heartbeat_of(&format!("redis://127.0.0.1:{}/", listener.port)).await;
     let took = started.elapsed();
@@ -98,10 +97,11 @@ async fn a_redis_killed_mid_run_is_e004_and_ok_again_once_back() {
     let mut redis = RedisServer::start();
     let srv = server(Some(redis::Client::open(redis.url()).unwrap()));
 
+    let pings = redis.calls("ping");
     let (status, body) = heartbeat(&srv).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
-        redis.calls("ping") >= 1,
+        redis.calls("ping") > pings,
         "the check sent PING to this server"
     );
 
@@ -118,14 +118,14 @@ async fn a_redis_killed_mid_run_is_e004_and_ok_again_once_back() {
 #[actix_web::test]
 async fn a_ping_answered_with_an_error_is_e004() {
     // A real server that wants a password answers PING with -NOAUTH.
-    let password = backends::unique("Pw-s3cret");
-    let redis = PasswordRedis::start(&password);
+    let password = unique("Pw-s3cret");
+    let redis = RedisServer::with_password(&password);
     let (status, body) = heartbeat_of(&format!("redis://127.0.0.1:{}/", redis.port)).await;
     let text = only_error(status, &body, ids::E004);
     assert!(text.contains("NOAUTH"), "{text}");
 
     // And one of the test's own that refuses PING outright.
-    let fake = FakeRedis::start("-ERR unknown command 'PING'\r\n");
+    let fake = fake_redis("-ERR unknown command 'PING'\r\n");
     let (status, body) = heartbeat_of(&format!("redis://127.0.0.1:{}/", fake.port)).await;
     let text = only_error(status, &body, ids::E004);
     assert!(text.contains("unknown command"), "{text}");
@@ -133,9 +133,9 @@ async fn a_ping_answered_with_an_error_is_e004() {
 
 #[actix_web::test]
 async fn a_wrong_password_is_e004_without_the_password() {
-    backends::capture();
-    let password = backends::unique("Pw-s3cret");
-    let redis = PasswordRedis::start(&password);
+    logs::capture();
+    let password = unique("Pw-s3cret");
+    let redis = RedisServer::with_password(&password);
     let wrong = format!("{password}-wrong");
     let (status, body) = heartbeat_of(&format!("redis://:{wrong}@127.0.0.1:{}/", redis.port)).await;
     let text = only_error(status, &body, ids::E004);
@@ -143,7 +143,7 @@ async fn a_wrong_password_is_e004_without_the_password() {
     for secret in [&password, &wrong] {
         assert!(!body.to_string().contains(secret.as_str()), "{body}");
         assert!(
-            !captured_logs().contains(secret.as_str()),
+            !logs::captured().contains(secret.as_str()),
             "a log line has the password"
         );
     }
@@ -157,7 +157,7 @@ async fn a_wrong_password_is_e004_without_the_password() {
 #[actix_web::test]
 async fn any_answer_but_pong_is_e007() {
     for reply in ["+HELLO\r\n", ":1\r\n", "$4\r\nPING\r\n", "$-1\r\n"] {
-        let fake = FakeRedis::start(reply);
+        let fake = fake_redis(reply);
         let (status, body) = heartbeat_of(&format!("redis://127.0.0.1:{}/", fake.port)).await;
         let text = only_error(status, &body, ids::E007);
         assert_eq!(text, "Redis ping failed", "{reply:?}");
@@ -174,8 +174,8 @@ async fn no_client_is_e006_naming_what_to_add() {
 
 #[actix_web::test]
 async fn a_bogus_url_scheme_is_e006_without_the_password() {
-    backends::capture();
-    let password = backends::unique("Pw-hunter2");
+    logs::capture();
+    let password = unique("Pw-hunter2");
     let check = checks::redis_connected_to(format!("http://:{password}@127.0.0.1:6379/"));
     let srv = serve(dockerflow(check), |_: &mut web::ServiceConfig| {});
     let (status, body) = heartbeat(&srv).await;
@@ -184,7 +184,7 @@ async fn a_bogus_url_scheme_is_e006_without_the_password() {
     assert_eq!(text, "Redis misconfigured: \"Redis URL did not parse\"");
     assert!(!body.to_string().contains(&password), "{body}");
     assert!(
-        !captured_logs().contains(&password),
+        !logs::captured().contains(&password),
         "a log line has the password"
     );
 }
@@ -204,15 +204,15 @@ async fn a_check_with_a_url_of_its_own_answers_like_the_app_data_one() {
 async fn a_password_only_the_client_knows_is_masked_in_what_the_server_says() {
     // Whatever a server echoes, the client's password is masked: a fake server that repeats
     // the password in its error.
-    backends::capture();
-    let fake = FakeRedis::start("-ERR the password tiger-Pw-7781 is not welcome here\r\n");
+    logs::capture();
+    let fake = fake_redis("-ERR the password tiger-Pw-7781 is not welcome here\r\n");
     let url = format!("redis://:tiger-Pw-7781@127.0.0.1:{}/", fake.port);
     let (status, body) = heartbeat_of(&url).await;
     let text = only_error(status, &body, ids::E004);
     assert!(text.contains("is not welcome here"), "{text}");
     assert!(!body.to_string().contains("tiger-Pw-7781"), "{body}");
     assert!(
-        !captured_logs().contains("tiger-Pw-7781"),
+        !logs::captured().contains("tiger-Pw-7781"),
         "a log line has the password"
     );
 }

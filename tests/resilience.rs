@@ -4,12 +4,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-#[path = "fixtures/backends.rs"]
-mod backends;
-
 use actix_web::http::{Method, StatusCode};
 use actix_web::web;
-use dockerflow_tests::{call, get, only, serve, with_data, RedisServer, SilentListener};
+use dockerflow_tests::net::Listener;
+use dockerflow_tests::redis_server::RedisServer;
+use dockerflow_tests::{call, get, logs, only, serve, with_data};
 use futures_util::future::join_all;
 use serde_json::json;
 
@@ -97,7 +96,7 @@ async fn check_awaits() -> Result<(), String> {
 
 #[actix_web::test]
 async fn async_checks_that_block_their_thread_cannot_hang_the_heartbeat() {
-    backends::capture();
+    logs::capture();
     let blocking = [
         "check_blocks_async_a",
         "check_blocks_async_b",
@@ -146,7 +145,7 @@ async fn async_checks_that_block_their_thread_cannot_hang_the_heartbeat() {
         );
         assert_eq!(body["checks"]["check_fine"], "ok", "round {round}: {body}");
     }
-    let logs = backends::captured_logs();
+    let logs = logs::captured();
     for name in blocking {
         assert!(
             logs.lines().any(|l| l.contains("WARN")
@@ -343,7 +342,7 @@ static APP_HOOK_SAW: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[actix_web::test]
 async fn check_panics_stay_out_of_a_panic_hook_the_app_installs_later() {
-    backends::capture();
+    logs::capture();
     let df = only(&["check_panics"]).show_details(true).build().unwrap();
     // After dockerflow is built, as an error reporter set up late would.
     let previous = std::panic::take_hook();
@@ -364,7 +363,7 @@ async fn check_panics_stay_out_of_a_panic_hook_the_app_installs_later() {
         !seen.iter().any(|panic| panic.contains("hunter2")),
         "the app's hook saw a check panic: {seen:?}"
     );
-    let logs = backends::captured_logs();
+    let logs = logs::captured();
     assert!(logs.contains("a panic hook was installed after dockerflow started"));
     assert!(logs.contains("check panicked"));
     assert!(!logs.contains("hunter2-secret"));
@@ -482,7 +481,7 @@ async fn the_heartbeat_recovers_when_a_killed_redis_comes_back() {
 
 #[actix_web::test]
 async fn a_redis_that_never_answers_fails_the_check_on_time() {
-    let silent = SilentListener::start();
+    let silent = Listener::silent();
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/", silent.port)).unwrap();
     let df = only(&["check_redis_connected"])
         .check(dockerflow::checks::redis_connected())
@@ -504,7 +503,7 @@ async fn a_redis_that_never_answers_fails_the_check_on_time() {
 #[actix_web::test]
 async fn a_database_that_never_answers_fails_the_check_on_time() {
     use diesel::r2d2::{ConnectionManager, Pool};
-    let silent = SilentListener::start();
+    let silent = Listener::silent();
     let url = format!(
         "postgres://app:hunter2-pw@127.0.0.1:{}/app?connect_timeout=30",
         silent.port

@@ -6,9 +6,6 @@
 //! with a migration from a newer build, and no pool at all. No password reaches a body or a
 //! log line.
 
-#[path = "fixtures/backends.rs"]
-mod backends;
-
 use std::borrow::Borrow;
 use std::path::Path;
 use std::str::FromStr;
@@ -16,10 +13,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::web;
-use backends::{captured_logs, Backend, LockedOutUser, TempDatabase};
 use dockerflow::checks::{self, SqlxDatabase, DATABASE_CONNECTED, MIGRATIONS_APPLIED};
 use dockerflow::ids;
-use dockerflow_tests::{closed_port, get, only, serve, PrivatePostgres, SilentListener};
+use dockerflow_tests::databases::{Backend, LockedOutUser, PrivatePostgres, TempDatabase};
+use dockerflow_tests::logs::{self, assert_no_secret};
+use dockerflow_tests::net::{closed_port, Listener};
+use dockerflow_tests::temp::unique;
+use dockerflow_tests::{get, only, serve};
 use serde_json::Value;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
@@ -122,15 +122,6 @@ fn assert_ok(status: StatusCode, body: &Value) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "ok", "{body}");
     assert!(body["details"].as_object().unwrap().is_empty(), "{body}");
-}
-
-/// Neither the body nor any log line holds one of `secrets`.
-fn assert_no_secret(body: &Value, secrets: &[&str]) {
-    let logs = captured_logs();
-    for secret in secrets {
-        assert!(!body.to_string().contains(secret), "{body}");
-        assert!(!logs.contains(secret), "a log line has the password");
-    }
 }
 
 // check_database_connected: a database that answers.
@@ -319,22 +310,22 @@ async fn never_answers<DB: SqlxDatabase>(pool: Pool<DB>, port: u16) {
 
 #[actix_web::test]
 async fn sqlx_postgres_that_never_answers_is_e001_before_the_check_times_out() {
-    let listener = SilentListener::start();
+    let listener = Listener::silent();
     let url = format!("postgres://postgres@127.0.0.1:{}/test", listener.port);
     never_answers::<Postgres>(pg_pool(&url), listener.port).await;
 }
 
 #[actix_web::test]
 async fn sqlx_mariadb_that_never_answers_is_e001_before_the_check_times_out() {
-    let listener = SilentListener::start();
+    let listener = Listener::silent();
     let url = format!("mysql://root@127.0.0.1:{}/test", listener.port);
     never_answers::<MySql>(mysql_pool(&url), listener.port).await;
 }
 
 #[actix_web::test]
 async fn sqlx_postgres_wrong_password_is_e001_without_the_password() {
-    backends::capture();
-    let password = backends::unique("Pw-s3cret");
+    logs::capture();
+    let password = unique("Pw-s3cret");
     let server = PrivatePostgres::start(&password);
     let wrong = format!("{password}-wrong");
     let url = format!(
@@ -357,9 +348,9 @@ async fn sqlx_postgres_wrong_password_is_e001_without_the_password() {
 
 #[actix_web::test]
 async fn sqlx_mariadb_wrong_password_is_e001_without_the_password() {
-    backends::capture();
+    logs::capture();
     let db = TempDatabase::new(Backend::Mysql);
-    let password = backends::unique("Pw-s3cret");
+    let password = unique("Pw-s3cret");
     let user = LockedOutUser::new(Backend::Mysql, &password);
     let wrong = format!("{password}-wrong");
     let url = format!("mysql://{}:{wrong}@127.0.0.1:3306/{}", user.name, db.name);
@@ -400,8 +391,8 @@ async fn sqlx_pool_with_every_connection_in_use_is_e001_saying_so() {
 
 #[actix_web::test]
 async fn sqlx_mariadb_with_a_charset_it_does_not_have_is_e003() {
-    backends::capture();
-    let password = backends::unique("Pw-hunter2");
+    logs::capture();
+    let password = unique("Pw-hunter2");
     let options =
         MySqlConnectOptions::from_str(&format!("mysql://root:{password}@127.0.0.1:3306/test"))
             .unwrap()
@@ -489,7 +480,6 @@ async fn killed_session<DB: SqlxDatabase>(backend: Backend) {
     assert_eq!(before.status, StatusCode::OK, "{}", before.text());
 
     db.kill_sessions();
-    sessions_gone(&db).await;
 
     let after = get(&srv, "/__heartbeat__").await;
     let body = after.json();
@@ -502,50 +492,6 @@ async fn killed_session<DB: SqlxDatabase>(backend: Backend) {
     // The broken connection was not put back: the next run opens a new one.
     let again = get(&srv, "/__heartbeat__").await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text());
-}
-
-/// Waits until the server has ended every session on `db` (a killed backend can take a while to
-/// go on a loaded machine), so the pool's idle connection is dead for sure.
-async fn sessions_gone(db: &TempDatabase) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left: i64 = match db.backend {
-            Backend::Postgres => {
-                let mut admin =
-                    sqlx::PgConnection::connect(&format!("{}/postgres", backends::PG_SERVER))
-                        .await
-                        .unwrap();
-                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1")
-                    .bind(&db.name)
-                    .fetch_one(&mut admin)
-                    .await
-                    .unwrap()
-            }
-            Backend::Mysql => {
-                let mut admin =
-                    sqlx::MySqlConnection::connect(&format!("{}/test", backends::MYSQL_SERVER))
-                        .await
-                        .unwrap();
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM information_schema.processlist WHERE db = ?",
-                )
-                .bind(&db.name)
-                .fetch_one(&mut admin)
-                .await
-                .unwrap()
-            }
-            Backend::Sqlite => unreachable!("SQLite has no sessions"),
-        };
-        if left == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{left} sessions still on {}",
-            db.name
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[actix_web::test]
@@ -785,7 +731,7 @@ async fn sqlx_postgres_unreachable_is_i001() {
 
 #[actix_web::test]
 async fn sqlx_mariadb_that_never_answers_is_i001() {
-    let listener = SilentListener::start();
+    let listener = Listener::silent();
     let url = format!("mysql://root@127.0.0.1:{}/test", listener.port);
     unreachable::<MySql>(Backend::Mysql, mysql_pool(&url)).await;
 }
