@@ -2,25 +2,15 @@
 //! routes serve, then the server stops accepting, finishes the request under way, and `serve`
 //! returns `Ok`. The signal goes to this test process, so this file holds this test alone.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpServer};
+use dockerflow_tests::net::request;
 use dockerflow_tests::only;
 
-/// One HTTP/1.1 request on a fresh connection: its status, or `None` when nothing answers.
+/// `GET path` on a fresh connection: its status, or `None` when nothing answers.
 fn status(port: u16, path: &str) -> Option<u16> {
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    socket.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        socket,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    socket.read_to_string(&mut answer).ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
+    request(port, "GET", path, &[]).map(|(status, _)| status)
 }
 
 #[test]
@@ -60,20 +50,7 @@ fn sigterm_drains_finishes_the_request_under_way_and_serve_returns_ok() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    let slow = std::thread::spawn(move || {
-        let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            socket,
-            "GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        socket.read_to_string(&mut answer).unwrap();
-        answer
-    });
+    let slow = std::thread::spawn(move || request(port, "GET", "/slow", &[]));
     std::thread::sleep(Duration::from_millis(100));
     let terminated = Instant::now();
     let kill = std::process::Command::new("kill")
@@ -91,9 +68,7 @@ fn sigterm_drains_finishes_the_request_under_way_and_serve_returns_ok() {
     );
 
     // The slow request outlives the drain (it ends 1.5 s after it began) and is answered.
-    let answer = slow.join().unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
-    assert!(answer.ends_with("finished"), "{answer:?}");
+    assert_eq!(slow.join().unwrap(), Some((200, "finished".to_owned())));
     served.join().unwrap().unwrap();
     assert!(terminated.elapsed() >= drain);
     assert_eq!(

@@ -1,16 +1,16 @@
 //! The demo reports to Sentry when `SENTRY_DSN` is set: run end to end against a local HTTP
 //! endpoint that stands in for Sentry's ingestion API and keeps every envelope it receives.
 
-#[path = "fixtures/demo_process.rs"]
-mod demo_process;
-
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use demo_process::{get, Demo, WorkDir};
+use dockerflow_tests::demo::DemoBinary;
+use dockerflow_tests::net::Listener;
+use dockerflow_tests::temp::WorkDir;
 use serde_json::Value;
+
+const DEMO: DemoBinary = DemoBinary(env!("CARGO_BIN_EXE_dockerflow-demo"));
 
 /// One request received by the stand-in: its request line, headers (names in lower case)
 /// and body.
@@ -50,34 +50,34 @@ impl Received {
 /// Sentry's ingestion endpoint, played by a plain HTTP/1.1 server on loopback that answers
 /// `200 {}` to every request (with a `Content-Length` or a chunked body).
 struct FakeSentry {
-    port: u16,
+    listener: Listener,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl FakeSentry {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = received.clone();
-        std::thread::spawn(move || {
-            for socket in listener.incoming() {
-                let Ok(socket) = socket else { continue };
-                let sink = sink.clone();
-                std::thread::spawn(move || {
-                    let _ = socket.set_read_timeout(Some(Duration::from_secs(30)));
-                    let mut reader = BufReader::new(socket);
-                    while let Some(request) = read_request(&mut reader) {
-                        sink.lock().unwrap().push(request);
-                        let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
-                        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
-                            break;
-                        }
+        let listener = Listener::serving(move |socket| {
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                let _ = socket.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut reader = BufReader::new(socket);
+                while let Some(request) = read_request(&mut reader) {
+                    sink.lock().unwrap().push(request);
+                    let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+                    if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                        break;
                     }
-                });
-            }
+                }
+            });
         });
-        FakeSentry { port, received }
+        FakeSentry { listener, received }
+    }
+
+    /// A DSN of project `project` on it.
+    fn dsn(&self, project: u32) -> String {
+        format!("http://{KEY}@127.0.0.1:{}/{project}", self.listener.port)
     }
 
     fn received(&self) -> Vec<Received> {
@@ -162,10 +162,11 @@ fn exception_value(event: &Value) -> &str {
 #[test]
 fn error_endpoint_reaches_sentry_once_and_without_secrets() {
     let sentry = FakeSentry::start();
-    let dsn = format!("http://{KEY}@127.0.0.1:{}/42", sentry.port);
-    let dir = WorkDir::new();
-    let mut server = Demo::start(
+    let dsn = sentry.dsn(42);
+    let dir = WorkDir::create();
+    let mut server = DEMO.start(
         &dir,
+        &[],
         &[
             ("SENTRY_DSN", &dsn),
             ("SENTRY_ENVIRONMENT", "test"),
@@ -174,16 +175,15 @@ fn error_endpoint_reaches_sentry_once_and_without_secrets() {
         ],
     );
 
-    let (status, body) = get(
-        server.port,
+    let (status, body) = server.call(
+        "GET",
         "/__error__",
         &[
             ("Authorization", &format!("Bearer {TOKEN}")),
             ("Cookie", COOKIE),
             ("X-Request-Id", "sentry-test-1"),
         ],
-    )
-    .unwrap();
+    );
     assert_eq!(status, 500);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap(),
@@ -231,13 +231,13 @@ fn error_endpoint_reaches_sentry_once_and_without_secrets() {
 #[test]
 fn an_error_logged_by_the_app_is_an_event() {
     let sentry = FakeSentry::start();
-    let dsn = format!("http://{KEY}@127.0.0.1:{}/7", sentry.port);
-    let dir = WorkDir::new();
+    let dsn = sentry.dsn(7);
+    let dir = WorkDir::create();
     // A version file that is not a JSON object: `/__version__` answers 500 and logs an error,
     // with no actix error involved, so the report comes from the log line.
-    std::fs::write(dir.0.join("version.json"), "[1, 2, 3]").unwrap();
-    let server = Demo::start(&dir, &[("SENTRY_DSN", &dsn)]);
-    let (status, _) = get(server.port, "/__version__", &[]).unwrap();
+    std::fs::write(dir.join("version.json"), "[1, 2, 3]").unwrap();
+    let server = DEMO.start(&dir, &[], &[("SENTRY_DSN", &dsn)]);
+    let (status, _) = server.get("/__version__");
     assert_eq!(status, 500);
     let (_, event) = sentry.wait_for_event(|event| event["message"] == "cannot serve /__version__");
     assert_eq!(event["logger"], "dockerflow::version");
@@ -252,32 +252,28 @@ fn an_error_logged_by_the_app_is_an_event() {
 #[test]
 fn without_sentry_dsn_nothing_is_sent() {
     let sentry = FakeSentry::start();
-    let dir = WorkDir::new();
+    let dir = WorkDir::create();
     // SENTRY_DSN empty counts as unset; the stand-in's address is only in another variable.
-    let elsewhere = format!("http://{KEY}@127.0.0.1:{}/1", sentry.port);
-    let mut server = Demo::start(
+    let elsewhere = sentry.dsn(1);
+    let mut server = DEMO.start(
         &dir,
+        &[],
         &[
             ("SENTRY_DSN", ""),
             ("NOT_SENTRY_DSN", &elsewhere),
             ("DOCKERFLOW_ENABLE_ERROR_ENDPOINT", "true"),
         ],
     );
-    assert_eq!(get(server.port, "/__error__", &[]).unwrap().0, 500);
+    assert_eq!(server.get("/__error__").0, 500);
     assert!(server.terminate().success());
     assert!(sentry.received().is_empty());
 }
 
 #[test]
 fn a_bad_sentry_dsn_stops_start_up_naming_it_without_its_key() {
-    let dir = WorkDir::new();
-    let (output, _) = demo_process::run(demo_process::demo(
-        &dir,
-        &["serve"],
-        &[("SENTRY_DSN", &format!("https://{KEY}@sentry.example"))],
-    ));
-    assert_eq!(output.status.code(), Some(78));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("SENTRY_DSN"), "{stderr}");
-    assert!(!stderr.contains(KEY), "{stderr}");
+    let dsn = format!("https://{KEY}@sentry.example");
+    let run = DEMO.run(&WorkDir::create(), &["serve"], &[("SENTRY_DSN", &dsn)]);
+    assert_eq!(run.status.code(), Some(78));
+    assert!(run.stderr.contains("SENTRY_DSN"), "{}", run.stderr);
+    assert!(!run.stderr.contains(KEY), "{}", run.stderr);
 }

@@ -3,41 +3,35 @@
 //! runs, against a live demo, a stopped one and a listener that never answers; the script that
 //! writes `version.json`; and the Dockerfile and Kubernetes manifest say what the README says.
 
-#[path = "fixtures/demo_process.rs"]
-mod demo_process;
-
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use demo_process::{demo, run, workspace, Demo, WorkDir};
+use dockerflow_tests::demo::DemoBinary;
 use dockerflow_tests::net::{closed_port, Listener};
+use dockerflow_tests::temp::WorkDir;
 use serde_json::Value;
+
+const DEMO: DemoBinary = DemoBinary(env!("CARGO_BIN_EXE_dockerflow-demo"));
 
 /// `dockerflow-demo healthcheck [path]` with `PORT=port`: exit code and stderr, and how long it
 /// took.
 fn healthcheck(port: u16, path: Option<&str>) -> (i32, String, Duration) {
-    let dir = WorkDir::new();
     let mut args = vec!["healthcheck"];
     args.extend(path);
-    let (output, took) = run(demo(&dir, &args, &[("PORT", &port.to_string())]));
-    let code = output
+    let run = DEMO.run(&WorkDir::create(), &args, &[("PORT", &port.to_string())]);
+    let code = run
         .status
         .code()
         .expect("the healthcheck exits, it is not killed");
-    (
-        code,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-        took,
-    )
+    (code, run.stderr, run.took)
 }
 
 #[test]
 fn healthcheck_passes_on_a_live_demo_and_fails_on_a_stopped_one() {
-    let dir = WorkDir::new();
-    let mut server = Demo::start(&dir, &[]);
+    let dir = WorkDir::create();
+    let mut server = DEMO.start(&dir, &[], &[]);
     let port = server.port;
 
     let (code, stderr, _) = healthcheck(port, None);
@@ -61,14 +55,12 @@ fn healthcheck_passes_on_a_live_demo_and_fails_on_a_stopped_one() {
 
 #[test]
 fn healthcheck_fails_while_the_demo_drains() {
-    let dir = WorkDir::new();
-    let server = Demo::start(&dir, &[("DOCKERFLOW_DRAIN_MS", "30000")]);
+    let dir = WorkDir::create();
+    let server = DEMO.start(&dir, &[], &[("DOCKERFLOW_DRAIN_MS", "30000")]);
     assert_eq!(healthcheck(server.port, None).0, 0);
     server.signal_term();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while demo_process::get(server.port, "/__lbheartbeat__", &[]).map(|(status, _)| status)
-        != Some(503)
-    {
+    while server.get("/__lbheartbeat__").0 != 503 {
         assert!(Instant::now() < deadline, "the demo does not drain");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -87,10 +79,9 @@ fn healthcheck_fails_on_a_closed_port_a_bad_path_and_a_bad_port() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("must start with /"), "{stderr}");
 
-    let dir = WorkDir::new();
-    let (output, _) = run(demo(&dir, &["healthcheck"], &[("PORT", "eighty")]));
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("PORT"));
+    let run = DEMO.run(&WorkDir::create(), &["healthcheck"], &[("PORT", "eighty")]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(run.stderr.contains("PORT"), "{}", run.stderr);
 }
 
 #[test]
@@ -106,26 +97,24 @@ fn healthcheck_gives_up_on_a_listener_that_never_answers_after_two_seconds() {
 #[test]
 fn healthcheck_deadline_covers_an_answer_that_trickles_in() {
     // One byte of a status line every 200 ms: each read succeeds, the whole never completes.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        if let Ok((mut socket, _)) = listener.accept() {
+    let trickle = Listener::serving(|mut socket| {
+        std::thread::spawn(move || {
             for byte in b"HTTP/1.1 200 OK".iter().cycle().take(200) {
                 if socket.write_all(&[*byte]).is_err() {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
-        }
+        });
     });
-    let (code, stderr, took) = healthcheck(port, None);
+    let (code, stderr, took) = healthcheck(trickle.port, None);
     assert_eq!(code, 1);
     assert!(stderr.contains("no answer within 2000 ms"), "{stderr}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
 fn container_file(name: &str) -> PathBuf {
-    workspace().join("examples/demo/container").join(name)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/container")).join(name)
 }
 
 /// Runs the version.json script with `args` and `env` only (and `PATH`); its stdout as JSON.
@@ -179,9 +168,13 @@ fn version_json_script_writes_the_four_fields_of_the_spec() {
     assert_eq!(version, expected);
 
     // mawk, the awk of Debian's slim images (and a required package, so always there), too.
-    let dir = WorkDir::new();
-    std::os::unix::fs::symlink("/usr/bin/mawk", dir.0.join("awk")).unwrap();
-    let path = format!("{}:{}", dir.0.display(), std::env::var("PATH").unwrap());
+    let dir = WorkDir::create();
+    std::os::unix::fs::symlink("/usr/bin/mawk", dir.join("awk")).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap()
+    );
     let args = ["--version", tricky, "--commit", "abc"];
     let version = version_json_with(&path, &args, &[]);
     assert_eq!(version["version"], tricky);
@@ -203,11 +196,11 @@ fn version_json_script_writes_the_four_fields_of_the_spec() {
 
 #[test]
 fn version_json_script_output_is_served_by_the_demo() {
-    let dir = WorkDir::new();
+    let dir = WorkDir::create();
     let version = version_json(&["--commit", "abc\"def"], &[("BUILD", "https://ci/1")]);
-    std::fs::write(dir.0.join("version.json"), version.to_string()).unwrap();
-    let server = Demo::start(&dir, &[]);
-    let (status, body) = demo_process::get(server.port, "/__version__", &[]).unwrap();
+    std::fs::write(dir.join("version.json"), version.to_string()).unwrap();
+    let server = DEMO.start(&dir, &[], &[]);
+    let (status, body) = server.get("/__version__");
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), version);
 }
