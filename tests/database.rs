@@ -11,58 +11,36 @@ use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::{MysqlConnection, PgConnection, SqliteConnection};
 use dockerflow::checks::{self, DatabaseConnection, DATABASE_CONNECTED};
 use dockerflow::ids;
-use dockerflow_tests::databases::{
-    pool, pool_builder, Backend, LockedOutUser, PrivatePostgres, TempDatabase,
+use dockerflow_tests::databases::{pool, pool_builder, Backend, LockedOutUser, TempDatabase};
+use dockerflow_tests::heartbeats::{
+    self, assert_level, heartbeat_of, postgres_refuses_a_wrong_password, with_checks, CHECK_TIMEOUT,
 };
+use dockerflow_tests::logs::{self, assert_no_secret};
 use dockerflow_tests::net::{closed_port, Listener};
 use dockerflow_tests::temp::unique;
-use dockerflow_tests::{get, logs, only, serve};
+use dockerflow_tests::{serve, with_data};
 use serde_json::Value;
-
-/// The check's timeout in these tests: the pool gets three quarters of it.
-const CHECK_TIMEOUT: Duration = Duration::from_millis(1200);
 
 /// One heartbeat with only `check_database_connected::<C>` and `pool` (if any) in the app.
 async fn heartbeat<C: DatabaseConnection>(
     pool: Option<Pool<ConnectionManager<C>>>,
 ) -> (StatusCode, Value) {
-    let dockerflow = only(&[DATABASE_CONNECTED])
-        .check(checks::database_connected::<C>())
-        .show_details(true)
-        .check_timeout(CHECK_TIMEOUT)
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
-        if let Some(pool) = &pool {
-            cfg.app_data(web::Data::new(pool.clone()));
-        }
-    });
-    let answer = get(&srv, "/__heartbeat__").await;
-    (answer.status, answer.json())
+    heartbeats::heartbeat([checks::database_connected::<C>()], pool).await
 }
 
-/// The messages of the check, by id.
-fn messages(body: &Value) -> &serde_json::Map<String, Value> {
-    body["details"][DATABASE_CONNECTED]["messages"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no messages in {body}"))
+/// A server with only `check_database_connected::<C>` and `pool` in the app.
+fn server<C: DatabaseConnection>(pool: Pool<ConnectionManager<C>>) -> actix_test::TestServer {
+    let dockerflow = with_checks([checks::database_connected::<C>()]);
+    serve(dockerflow.build().unwrap(), with_data(web::Data::new(pool)))
 }
 
-/// The only message, which must have the id `id`.
+/// The only message of the check, which must have the id `id`.
 fn only_message<'a>(body: &'a Value, id: &str) -> &'a str {
-    let messages = messages(body);
-    assert_eq!(messages.len(), 1, "{body}");
-    messages
-        .get(id)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no {id} in {body}"))
+    heartbeats::only_message(body, DATABASE_CONNECTED, id)
 }
 
 fn assert_failed(status: StatusCode, body: &Value) {
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-    assert_eq!(body["status"], "error", "{body}");
-    assert_eq!(body["checks"][DATABASE_CONNECTED], "error", "{body}");
-    assert_eq!(body["details"][DATABASE_CONNECTED]["level"], 40, "{body}");
+    assert_level(status, body, DATABASE_CONNECTED, "error");
 }
 
 // A database that answers.
@@ -70,9 +48,7 @@ fn assert_failed(status: StatusCode, body: &Value) {
 async fn answers<C: DatabaseConnection>(backend: Backend) {
     let db = TempDatabase::new(backend);
     let (status, body) = heartbeat::<C>(Some(pool(&db.url()))).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "ok");
-    assert_eq!(body["checks"][DATABASE_CONNECTED], "ok");
+    assert_level(status, &body, DATABASE_CONNECTED, "ok");
     assert!(body["details"].as_object().unwrap().is_empty(), "{body}");
 }
 
@@ -198,13 +174,7 @@ async fn refused_login<C: DatabaseConnection>(backend: Backend, scheme: &str, po
         text.contains(&user.name),
         "the driver names the user: {text}"
     );
-    for secret in [&password, &wrong] {
-        assert!(!body.to_string().contains(secret.as_str()), "{body}");
-        assert!(
-            !logs::captured().contains(secret.as_str()),
-            "a log line has the password"
-        );
-    }
+    assert_no_secret(&body, &[&password, &wrong]);
     text
 }
 
@@ -216,32 +186,8 @@ async fn mariadb_wrong_password_is_e001_without_the_password() {
 
 #[actix_web::test]
 async fn postgres_wrong_password_is_e001_without_the_password() {
-    logs::capture();
-    let password = unique("Pw-s3cret");
-    let server = PrivatePostgres::start(&password);
-    let wrong = format!("{password}-wrong");
-    let url = format!(
-        "postgres://postgres:{wrong}@127.0.0.1:{}/postgres",
-        server.port
-    );
-    let (status, body) = heartbeat::<PgConnection>(Some(pool(&url))).await;
-    assert_failed(status, &body);
-    let text = only_message(&body, ids::E001);
-    assert!(text.contains("password authentication failed"), "{text}");
-    for secret in [&password, &wrong] {
-        assert!(!body.to_string().contains(secret.as_str()), "{body}");
-        assert!(
-            !logs::captured().contains(secret.as_str()),
-            "a log line has the password"
-        );
-    }
-    // The same server with the right password: the check passes.
-    let url = format!(
-        "postgres://postgres:{password}@127.0.0.1:{}/postgres",
-        server.port
-    );
-    let (status, body) = heartbeat::<PgConnection>(Some(pool(&url))).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    postgres_refuses_a_wrong_password(async |url| heartbeat::<PgConnection>(Some(pool(url))).await)
+        .await;
 }
 
 #[actix_web::test]
@@ -262,11 +208,7 @@ async fn malformed<C: DatabaseConnection>(url: &str, password: &str, expected: &
     assert!(text.starts_with("Database misconfigured: \""), "{text}");
     assert!(text.ends_with('"'), "{text}");
     assert!(expected.iter().any(|e| text.contains(e)), "{text}");
-    assert!(!body.to_string().contains(password), "{body}");
-    assert!(
-        !logs::captured().contains(password),
-        "a log line has the password"
-    );
+    assert_no_secret(&body, &[password]);
 }
 
 #[actix_web::test]
@@ -337,15 +279,8 @@ async fn no_pool_is_e003_naming_what_to_add() {
 async fn a_pool_for_another_backend_is_not_taken_for_this_one() {
     let db = TempDatabase::new(Backend::Sqlite);
     let sqlite: Pool<ConnectionManager<SqliteConnection>> = pool(&db.url());
-    let dockerflow = only(&[DATABASE_CONNECTED])
-        .check(checks::database_connected::<PgConnection>())
-        .show_details(true)
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(sqlite.clone()));
-    });
-    let body = get(&srv, "/__heartbeat__").await.json();
+    let pg = checks::database_connected::<PgConnection>();
+    let (_, body) = heartbeats::heartbeat([pg], Some(sqlite)).await;
     assert!(
         only_message(&body, ids::E003).contains("ConnectionManager<PgConnection>"),
         "{body}"
@@ -363,23 +298,14 @@ async fn killed_session<C: DatabaseConnection>(backend: Backend) {
         .max_size(1)
         .test_on_check_out(false)
         .build_unchecked(ConnectionManager::new(db.url()));
-    let dockerflow = only(&[DATABASE_CONNECTED])
-        .check(checks::database_connected::<C>())
-        .show_details(true)
-        .check_timeout(CHECK_TIMEOUT)
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(pool.clone()));
-    });
-    let before = get(&srv, "/__heartbeat__").await;
-    assert_eq!(before.status, StatusCode::OK, "{}", before.text());
+    let srv = server(pool);
+    let (status, body) = heartbeat_of(&srv).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     db.kill_sessions();
 
-    let after = get(&srv, "/__heartbeat__").await;
-    let body = after.json();
-    assert_failed(after.status, &body);
+    let (status, body) = heartbeat_of(&srv).await;
+    assert_failed(status, &body);
     assert_eq!(
         only_message(&body, ids::E002),
         "Database connection is not usable"
@@ -415,20 +341,12 @@ async fn sqlite_file_that_is_not_a_database_is_e002() {
 #[actix_web::test]
 async fn postgres_back_after_its_sessions_were_killed_is_ok_again_with_a_tested_pool() {
     let db = TempDatabase::new(Backend::Postgres);
-    let pool: Pool<ConnectionManager<PgConnection>> = pool(&db.url());
-    let dockerflow = only(&[DATABASE_CONNECTED])
-        .check(checks::database_connected::<PgConnection>())
-        .show_details(true)
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(pool.clone()));
-    });
-    assert_eq!(get(&srv, "/__heartbeat__").await.status, StatusCode::OK);
+    let srv = server::<PgConnection>(pool(&db.url()));
+    assert_eq!(heartbeat_of(&srv).await.0, StatusCode::OK);
     db.kill_sessions();
     // r2d2 tests the idle connection on checkout, drops it and opens a new one.
-    let answer = get(&srv, "/__heartbeat__").await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let (status, body) = heartbeat_of(&srv).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 // What the pool cannot say.
@@ -461,22 +379,19 @@ async fn both_checks_on_one_pool_still_get_the_drivers_reason() {
     let port = closed_port();
     let pool: Pool<ConnectionManager<PgConnection>> =
         pool(&format!("postgres://postgres@127.0.0.1:{port}/test"));
-    let dockerflow = only(&[DATABASE_CONNECTED, checks::MIGRATIONS_APPLIED])
-        .check(checks::database_connected::<PgConnection>())
-        .check(checks::migrations_applied::<PgConnection>(MIGRATIONS))
-        .show_details(true)
-        .check_timeout(CHECK_TIMEOUT)
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(pool.clone()));
-    });
+    let dockerflow = with_checks([
+        checks::database_connected::<PgConnection>(),
+        checks::migrations_applied::<PgConnection>(MIGRATIONS),
+    ]);
+    let srv = serve(dockerflow.build().unwrap(), with_data(web::Data::new(pool)));
     for _ in 0..3 {
-        let body = get(&srv, "/__heartbeat__").await.json();
-        let text = messages(&body)[ids::E001].as_str().unwrap();
-        assert!(text.contains("Connection refused"), "{body}");
+        let (_, body) = heartbeat_of(&srv).await;
+        assert!(
+            only_message(&body, ids::E001).contains("Connection refused"),
+            "{body}"
+        );
         assert_eq!(
-            body["details"][checks::MIGRATIONS_APPLIED]["messages"][ids::I001],
+            heartbeats::only_message(&body, checks::MIGRATIONS_APPLIED, ids::I001),
             "Can't connect to database to check migrations"
         );
     }
@@ -489,18 +404,9 @@ async fn the_pool_wait_follows_the_checks_own_timeout() {
     let listener = Listener::silent();
     let url = format!("postgres://postgres@127.0.0.1:{}/test", listener.port);
     let pool: Pool<ConnectionManager<PgConnection>> = pool(&url);
-    let dockerflow = only(&[DATABASE_CONNECTED])
-        .check(
-            checks::database_connected::<PgConnection>().with_timeout(Duration::from_millis(400)),
-        )
-        .show_details(true)
-        .check_timeout(CHECK_TIMEOUT)
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(pool.clone()));
-    });
-    let body = get(&srv, "/__heartbeat__").await.json();
+    let check = checks::database_connected::<PgConnection>();
+    let (_, body) =
+        heartbeats::heartbeat([check.with_timeout(Duration::from_millis(400))], Some(pool)).await;
     assert_eq!(
         only_message(&body, ids::E001),
         "Could not connect to database: no connection could be opened within 300 ms"

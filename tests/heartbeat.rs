@@ -4,8 +4,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::web;
-use dockerflow::{CheckMessage, Level};
-use dockerflow_tests::{call, get, only, serve, with_data};
+use dockerflow::{Builder, CheckMessage, Level};
+use dockerflow_tests::{call, get, only, serve, with_data, Answer};
 use serde_json::json;
 
 /// What `check_scripted` reports: set per server through app data.
@@ -46,6 +46,12 @@ fn scripted(
     with_data(web::Data::new(Script(messages)))
 }
 
+/// One heartbeat of a server `builder` makes, whose `check_scripted` reports `messages`.
+async fn heartbeat(builder: Builder, messages: Vec<CheckMessage>) -> Answer {
+    let srv = serve(builder.build().unwrap(), scripted(messages));
+    get(&srv, "/__heartbeat__").await
+}
+
 #[actix_web::test]
 async fn each_level_gives_its_status_text_and_the_default_fail_level_is_warning() {
     for level in Level::ALL {
@@ -53,11 +59,7 @@ async fn each_level_gives_its_status_text_and_the_default_fail_level_is_warning(
             Level::Ok => vec![],
             level => vec![CheckMessage::new(level, "tests.X001", "something")],
         };
-        let srv = serve(
-            only(&["check_scripted"]).build().unwrap(),
-            scripted(messages),
-        );
-        let answer = get(&srv, "/__heartbeat__").await;
+        let answer = heartbeat(only(&["check_scripted"]), messages).await;
         assert_eq!(answer.json(), json!({"status": level.as_str()}), "{level}");
         let expected = if level >= Level::Warning {
             StatusCode::INTERNAL_SERVER_ERROR
@@ -81,16 +83,10 @@ async fn the_fail_level_can_be_raised_and_the_failed_status_changed() {
         ),
     ];
     for (fail_level, found, status) in cases {
-        let df = only(&["check_scripted"])
+        let builder = only(&["check_scripted"])
             .fail_level(fail_level)
-            .failed_status(503)
-            .build()
-            .unwrap();
-        let srv = serve(
-            df,
-            scripted(vec![CheckMessage::new(found, "tests.X002", "x")]),
-        );
-        let answer = get(&srv, "/__heartbeat__").await;
+            .failed_status(503);
+        let answer = heartbeat(builder, vec![CheckMessage::new(found, "tests.X002", "x")]).await;
         assert_eq!(
             answer.status, status,
             "fail level {fail_level}, found {found}"
@@ -101,19 +97,13 @@ async fn the_fail_level_can_be_raised_and_the_failed_status_changed() {
 
 #[actix_web::test]
 async fn details_name_every_check_and_hold_only_those_above_ok() {
-    let df = only(&["check_scripted", "check_always_ok"])
-        .show_details(true)
-        .build()
-        .unwrap();
-    let srv = serve(
-        df,
-        scripted(vec![
-            CheckMessage::warning("dockerflow.health.W001", "Unapplied migration 1"),
-            CheckMessage::info("tests.I001", "just so you know"),
-            CheckMessage::warning("dockerflow.health.W001", "Unapplied migration 2"),
-        ]),
-    );
-    let answer = get(&srv, "/__heartbeat__").await;
+    let builder = only(&["check_scripted", "check_always_ok"]).show_details(true);
+    let messages = vec![
+        CheckMessage::warning("dockerflow.health.W001", "Unapplied migration 1"),
+        CheckMessage::info("tests.I001", "just so you know"),
+        CheckMessage::warning("dockerflow.health.W001", "Unapplied migration 2"),
+    ];
+    let answer = heartbeat(builder, messages).await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
         answer.json_without_durations(),
@@ -197,20 +187,15 @@ async fn details_come_from_the_environment_too() {
 
 #[actix_web::test]
 async fn silenced_ids_are_dropped_before_levels_are_computed() {
-    let df = only(&["check_scripted"])
+    let builder = only(&["check_scripted"])
         .environment([("DOCKERFLOW_SILENCED_CHECKS", "tests.E009, tests.W009")])
-        .show_details(true)
-        .build()
-        .unwrap();
-    let srv = serve(
-        df,
-        scripted(vec![
-            CheckMessage::error("tests.E009", "silenced error"),
-            CheckMessage::warning("tests.W009", "silenced warning"),
-            CheckMessage::info("tests.I009", "kept"),
-        ]),
-    );
-    let answer = get(&srv, "/__heartbeat__").await;
+        .show_details(true);
+    let messages = vec![
+        CheckMessage::error("tests.E009", "silenced error"),
+        CheckMessage::warning("tests.W009", "silenced warning"),
+        CheckMessage::info("tests.I009", "kept"),
+    ];
+    let answer = heartbeat(builder, messages).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(
         answer.json_without_durations(),

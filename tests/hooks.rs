@@ -44,45 +44,26 @@ fn take() -> Vec<(&'static str, Level)> {
 
 #[actix_web::test]
 async fn one_kind_fires_once_per_response_with_the_highest_level() {
-    let cases = [
-        (
-            Level::Warning,
-            vec![],
-            StatusCode::OK,
-            ("passed", Level::Ok),
-        ),
-        (
-            Level::Warning,
-            vec![CheckMessage::info("t.I", "x")],
-            StatusCode::OK,
-            ("passed", Level::Info),
-        ),
-        (
-            Level::Warning,
-            vec![
-                CheckMessage::info("t.I", "x"),
-                CheckMessage::warning("t.W", "y"),
-            ],
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ("failed", Level::Warning),
-        ),
-        (
-            Level::Error,
-            vec![CheckMessage::warning("t.W", "y")],
-            StatusCode::OK,
-            ("passed", Level::Warning),
-        ),
-        (
-            Level::Error,
-            vec![
-                CheckMessage::critical("t.C", "z"),
-                CheckMessage::error("t.E", "w"),
-            ],
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ("failed", Level::Critical),
-        ),
+    // The fail level, what the check says, and the status and hook (passed on 200) with its level.
+    let (ok, failed) = (StatusCode::OK, StatusCode::INTERNAL_SERVER_ERROR);
+    let (info, warning) = (
+        CheckMessage::info("t.I", "x"),
+        CheckMessage::warning("t.W", "y"),
+    );
+    let warned = vec![info.clone(), warning.clone()];
+    let worst = vec![
+        CheckMessage::critical("t.C", "z"),
+        CheckMessage::error("t.E", "w"),
     ];
-    for (fail_level, messages, status, fired) in cases {
+    let cases = [
+        (Level::Warning, vec![], ok, Level::Ok),
+        (Level::Warning, vec![info], ok, Level::Info),
+        (Level::Warning, warned, failed, Level::Warning),
+        (Level::Error, vec![warning], ok, Level::Warning),
+        (Level::Error, worst, failed, Level::Critical),
+    ];
+    for (fail_level, messages, status, level) in cases {
+        let fired = (if status == ok { "passed" } else { "failed" }, level);
         let data = web::Data::new(Script(messages));
         // A long cache: the second and third responses reuse the run, and still fire.
         let df = only(&["check_scripted"])

@@ -163,30 +163,26 @@ proptest! {
             let span = tracing::info_span!("outer", span_value = span_value.as_str());
             let _entered = span.enter();
             let error = io::Error::other(error.clone());
-            match &r#type {
-                Some(r#type) => tracing::warn!(
-                    Type = r#type.as_str(),
-                    value = value.as_str(),
-                    bytes = &bytes[..],
-                    debugged = ?debugged,
-                    float,
-                    int,
-                    big,
-                    flag,
-                    error = &error as &dyn std::error::Error,
-                    "{message}"
-                ),
-                None => tracing::info!(
-                    value = value.as_str(),
-                    bytes = &bytes[..],
-                    debugged = ?debugged,
-                    float,
-                    int,
-                    big,
-                    flag,
-                    error = &error as &dyn std::error::Error,
-                    "{message}"
-                ),
+            // The same fields at two levels, with and without a `Type`.
+            macro_rules! event {
+                ($level:ident) => {
+                    tracing::$level!(
+                        Type = r#type.as_deref(),
+                        value = value.as_str(),
+                        bytes = &bytes[..],
+                        debugged = ?debugged,
+                        float,
+                        int,
+                        big,
+                        flag,
+                        error = &error as &dyn std::error::Error,
+                        "{message}"
+                    )
+                };
+            }
+            match r#type {
+                Some(_) => event!(warn),
+                None => event!(info),
             }
         });
         let writes = capture.writes();

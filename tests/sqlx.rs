@@ -15,21 +15,22 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use dockerflow::checks::{self, SqlxDatabase, DATABASE_CONNECTED, MIGRATIONS_APPLIED};
 use dockerflow::ids;
-use dockerflow_tests::databases::{Backend, LockedOutUser, PrivatePostgres, TempDatabase};
+use dockerflow_tests::databases::{Backend, LockedOutUser, TempDatabase};
+use dockerflow_tests::heartbeats::{
+    self, assert_level, heartbeat_of, migrations_story, postgres_refuses_a_wrong_password,
+    with_checks, CHECK_TIMEOUT,
+};
 use dockerflow_tests::logs::{self, assert_no_secret};
 use dockerflow_tests::net::{closed_port, Listener};
 use dockerflow_tests::temp::unique;
-use dockerflow_tests::{get, only, serve};
+use dockerflow_tests::{serve, with_data};
 use serde_json::Value;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, MySql, Pool, Postgres, Sqlite};
-
-/// The check's timeout in these tests.
-const CHECK_TIMEOUT: Duration = Duration::from_millis(1200);
+use sqlx::{MySql, Pool, Postgres, Sqlite};
 
 const FIRST: &str = "20240101000000_create_widgets";
 const SECOND: &str = "20240201000000_add_widgets_colour";
@@ -42,11 +43,8 @@ fn pool_options<DB: sqlx::Database>() -> PoolOptions<DB> {
         .acquire_timeout(Duration::from_secs(10))
 }
 
-fn pg_pool(url: &str) -> Pool<Postgres> {
-    pool_options().connect_lazy(url).unwrap()
-}
-
-fn mysql_pool(url: &str) -> Pool<MySql> {
+/// A pool on `url`, with [`pool_options`].
+fn pool<DB: sqlx::Database>(url: &str) -> Pool<DB> {
     pool_options().connect_lazy(url).unwrap()
 }
 
@@ -61,66 +59,36 @@ fn sqlite_pool(path: &str) -> Pool<Sqlite> {
 
 /// A pool on `db`, as its superuser.
 fn pool_on<DB: SqlxDatabase>(db: &TempDatabase) -> Pool<DB> {
-    let url = match db.backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", db.name),
-        _ => db.url(),
-    };
-    pool_options().connect_lazy(&url).unwrap()
-}
-
-/// One heartbeat with `checks` only, and `pool` (if any) in the app data.
-async fn heartbeat_of<DB: SqlxDatabase>(
-    checks: Vec<dockerflow::Check>,
-    pool: Option<Pool<DB>>,
-) -> (StatusCode, Value) {
-    let names: Vec<String> = checks.iter().map(|c| c.name().to_owned()).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut builder = only(&names).show_details(true).check_timeout(CHECK_TIMEOUT);
-    for check in checks {
-        builder = builder.check(check);
+    match db.backend {
+        Backend::Sqlite => pool(&format!("sqlite://{}?mode=rwc", db.name)),
+        _ => pool(&db.url()),
     }
-    let dockerflow = builder.build().unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
-        if let Some(pool) = &pool {
-            cfg.app_data(web::Data::new(pool.clone()));
-        }
-    });
-    let answer = get(&srv, "/__heartbeat__").await;
-    (answer.status, answer.json())
 }
 
 /// One heartbeat with only the sqlx `check_database_connected`.
 async fn heartbeat<DB: SqlxDatabase>(pool: Option<Pool<DB>>) -> (StatusCode, Value) {
-    heartbeat_of(vec![checks::sqlx_database_connected::<DB>()], pool).await
+    heartbeats::heartbeat([checks::sqlx_database_connected::<DB>()], pool).await
 }
 
-/// The messages of `check`, by id.
-fn messages_of<'a>(body: &'a Value, check: &str) -> &'a serde_json::Map<String, Value> {
-    body["details"][check]["messages"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no messages of {check} in {body}"))
+/// A server with only the sqlx `check_database_connected` and `setup` for the app.
+fn server<DB: SqlxDatabase>(
+    setup: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> actix_test::TestServer {
+    let dockerflow = with_checks([checks::sqlx_database_connected::<DB>()]);
+    serve(dockerflow.build().unwrap(), setup)
 }
 
 /// The only message of the database check, which must have the id `id`.
 fn only_message<'a>(body: &'a Value, id: &str) -> &'a str {
-    let messages = messages_of(body, DATABASE_CONNECTED);
-    assert_eq!(messages.len(), 1, "{body}");
-    messages
-        .get(id)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no {id} in {body}"))
+    heartbeats::only_message(body, DATABASE_CONNECTED, id)
 }
 
 fn assert_failed(status: StatusCode, body: &Value) {
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-    assert_eq!(body["status"], "error", "{body}");
-    assert_eq!(body["checks"][DATABASE_CONNECTED], "error", "{body}");
-    assert_eq!(body["details"][DATABASE_CONNECTED]["level"], 40, "{body}");
+    assert_level(status, body, DATABASE_CONNECTED, "error");
 }
 
 fn assert_ok(status: StatusCode, body: &Value) {
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "ok", "{body}");
+    assert_level(status, body, DATABASE_CONNECTED, "ok");
     assert!(body["details"].as_object().unwrap().is_empty(), "{body}");
 }
 
@@ -131,7 +99,6 @@ async fn sqlx_postgres_that_answers_is_ok() {
     let db = TempDatabase::new(Backend::Postgres);
     let (status, body) = heartbeat::<Postgres>(Some(pool_on(&db))).await;
     assert_ok(status, &body);
-    assert_eq!(body["checks"][DATABASE_CONNECTED], "ok");
 }
 
 #[actix_web::test]
@@ -152,16 +119,11 @@ async fn sqlx_sqlite_that_opens_is_ok() {
 async fn sqlx_pool_registered_bare_is_found_too() {
     let db = TempDatabase::new(Backend::Sqlite);
     let pool: Pool<Sqlite> = pool_on(&db);
-    let dockerflow = only(&[DATABASE_CONNECTED])
-        .check(checks::sqlx_database_connected::<Sqlite>())
-        .show_details(true)
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
+    let srv = server::<Sqlite>(move |cfg| {
         cfg.app_data(pool.clone());
     });
-    let answer = get(&srv, "/__heartbeat__").await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let (status, body) = heartbeat_of(&srv).await;
+    assert_ok(status, &body);
 }
 
 #[actix_web::test]
@@ -180,19 +142,14 @@ async fn sqlx_pool_shared_by_the_apps_handlers_and_the_checks_serves_both() {
         .max_connections(1)
         .connect_lazy(&db.url())
         .unwrap();
-    let dockerflow = only(&[DATABASE_CONNECTED])
-        .check(checks::sqlx_database_connected::<Postgres>())
-        .show_details(true)
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
+    let srv = server::<Postgres>(move |cfg| {
         cfg.app_data(web::Data::new(pool.clone()))
             .route("/widgets", web::get().to(widgets));
     });
     for _ in 0..3 {
-        let answer = get(&srv, "/__heartbeat__").await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-        let answer = get(&srv, "/widgets").await;
+        let (status, body) = heartbeat_of(&srv).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let answer = dockerflow_tests::get(&srv, "/widgets").await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
         assert_eq!(answer.text(), "42");
     }
@@ -209,8 +166,7 @@ async fn sqlx_connections_the_check_opened_outlive_its_dockerflow() {
         .connect_lazy(&db.url())
         .unwrap();
     {
-        let dockerflow = only(&[DATABASE_CONNECTED])
-            .check(checks::sqlx_database_connected::<Postgres>())
+        let dockerflow = with_checks([checks::sqlx_database_connected::<Postgres>()])
             .build()
             .unwrap();
         let app = actix_web::test::init_service(
@@ -243,7 +199,7 @@ async fn sqlx_connections_the_check_opened_outlive_its_dockerflow() {
 #[actix_web::test]
 async fn sqlx_postgres_on_a_closed_port_is_e001_connection_refused() {
     let port = closed_port();
-    let (status, body) = heartbeat::<Postgres>(Some(pg_pool(&format!(
+    let (status, body) = heartbeat::<Postgres>(Some(pool(&format!(
         "postgres://postgres@127.0.0.1:{port}/test"
     ))))
     .await;
@@ -263,10 +219,8 @@ async fn sqlx_postgres_on_a_closed_port_is_e001_connection_refused() {
 #[actix_web::test]
 async fn sqlx_mariadb_on_a_closed_port_is_e001_connection_refused() {
     let port = closed_port();
-    let (status, body) = heartbeat::<MySql>(Some(mysql_pool(&format!(
-        "mysql://root@127.0.0.1:{port}/test"
-    ))))
-    .await;
+    let (status, body) =
+        heartbeat::<MySql>(Some(pool(&format!("mysql://root@127.0.0.1:{port}/test")))).await;
     assert_failed(status, &body);
     let text = only_message(&body, ids::E001);
     assert!(text.contains("Connection refused"), "{text}");
@@ -312,38 +266,20 @@ async fn never_answers<DB: SqlxDatabase>(pool: Pool<DB>, port: u16) {
 async fn sqlx_postgres_that_never_answers_is_e001_before_the_check_times_out() {
     let listener = Listener::silent();
     let url = format!("postgres://postgres@127.0.0.1:{}/test", listener.port);
-    never_answers::<Postgres>(pg_pool(&url), listener.port).await;
+    never_answers::<Postgres>(pool(&url), listener.port).await;
 }
 
 #[actix_web::test]
 async fn sqlx_mariadb_that_never_answers_is_e001_before_the_check_times_out() {
     let listener = Listener::silent();
     let url = format!("mysql://root@127.0.0.1:{}/test", listener.port);
-    never_answers::<MySql>(mysql_pool(&url), listener.port).await;
+    never_answers::<MySql>(pool(&url), listener.port).await;
 }
 
 #[actix_web::test]
 async fn sqlx_postgres_wrong_password_is_e001_without_the_password() {
-    logs::capture();
-    let password = unique("Pw-s3cret");
-    let server = PrivatePostgres::start(&password);
-    let wrong = format!("{password}-wrong");
-    let url = format!(
-        "postgres://postgres:{wrong}@127.0.0.1:{}/postgres",
-        server.port
-    );
-    let (status, body) = heartbeat::<Postgres>(Some(pg_pool(&url))).await;
-    assert_failed(status, &body);
-    let text = only_message(&body, ids::E001);
-    assert!(text.contains("password authentication failed"), "{text}");
-    assert_no_secret(&body, &[&password, &wrong]);
-    // The same server with the right password: the check passes.
-    let url = format!(
-        "postgres://postgres:{password}@127.0.0.1:{}/postgres",
-        server.port
-    );
-    let (status, body) = heartbeat::<Postgres>(Some(pg_pool(&url))).await;
-    assert_ok(status, &body);
+    postgres_refuses_a_wrong_password(async |url| heartbeat::<Postgres>(Some(pool(url))).await)
+        .await;
 }
 
 #[actix_web::test]
@@ -354,7 +290,7 @@ async fn sqlx_mariadb_wrong_password_is_e001_without_the_password() {
     let user = LockedOutUser::new(Backend::Mysql, &password);
     let wrong = format!("{password}-wrong");
     let url = format!("mysql://{}:{wrong}@127.0.0.1:3306/{}", user.name, db.name);
-    let (status, body) = heartbeat::<MySql>(Some(mysql_pool(&url))).await;
+    let (status, body) = heartbeat::<MySql>(Some(pool(&url))).await;
     assert_failed(status, &body);
     let text = only_message(&body, ids::E001);
     assert!(text.contains("Access denied"), "{text}");
@@ -441,15 +377,8 @@ async fn sqlx_no_pool_is_e003_naming_what_to_add() {
 async fn sqlx_pool_for_another_backend_is_not_taken_for_this_one() {
     let db = TempDatabase::new(Backend::Sqlite);
     let sqlite: Pool<Sqlite> = pool_on(&db);
-    let dockerflow = only(&[DATABASE_CONNECTED])
-        .check(checks::sqlx_database_connected::<Postgres>())
-        .show_details(true)
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(sqlite.clone()));
-    });
-    let body = get(&srv, "/__heartbeat__").await.json();
+    let pg = checks::sqlx_database_connected::<Postgres>();
+    let (_, body) = heartbeats::heartbeat([pg], Some(sqlite)).await;
     assert!(
         only_message(&body, ids::E003).contains("sqlx::Pool<Postgres>"),
         "{body}"
@@ -467,31 +396,22 @@ async fn killed_session<DB: SqlxDatabase>(backend: Backend) {
         .test_before_acquire(false)
         .connect_lazy(&db.url())
         .unwrap();
-    let dockerflow = only(&[DATABASE_CONNECTED])
-        .check(checks::sqlx_database_connected::<DB>())
-        .show_details(true)
-        .check_timeout(CHECK_TIMEOUT)
-        .build()
-        .unwrap();
-    let srv = serve(dockerflow, move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(pool.clone()));
-    });
-    let before = get(&srv, "/__heartbeat__").await;
-    assert_eq!(before.status, StatusCode::OK, "{}", before.text());
+    let srv = server::<DB>(with_data(web::Data::new(pool)));
+    let (status, body) = heartbeat_of(&srv).await;
+    assert_ok(status, &body);
 
     db.kill_sessions();
 
-    let after = get(&srv, "/__heartbeat__").await;
-    let body = after.json();
-    assert_failed(after.status, &body);
+    let (status, body) = heartbeat_of(&srv).await;
+    assert_failed(status, &body);
     assert_eq!(
         only_message(&body, ids::E002),
         "Database connection is not usable"
     );
 
     // The broken connection was not put back: the next run opens a new one.
-    let again = get(&srv, "/__heartbeat__").await;
-    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    let (status, body) = heartbeat_of(&srv).await;
+    assert_ok(status, &body);
 }
 
 #[actix_web::test]
@@ -538,17 +458,12 @@ async fn migrations_heartbeat<DB: SqlxDatabase>(
     migrator: impl Borrow<Migrator> + Send + Sync + 'static,
     pool: Option<Pool<DB>>,
 ) -> (StatusCode, Value) {
-    heartbeat_of(vec![checks::sqlx_migrations_applied::<DB>(migrator)], pool).await
+    heartbeats::heartbeat([checks::sqlx_migrations_applied::<DB>(migrator)], pool).await
 }
 
-fn migration_messages(body: &Value) -> &serde_json::Map<String, Value> {
-    messages_of(body, MIGRATIONS_APPLIED)
-}
-
-fn assert_warning(status: StatusCode, body: &Value) {
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-    assert_eq!(body["status"], "warning", "{body}");
-    assert_eq!(body["details"][MIGRATIONS_APPLIED]["level"], 30, "{body}");
+/// The only message of the migrations check, which must have the id `id`.
+fn migrations_message<'a>(body: &'a Value, id: &str) -> &'a str {
+    heartbeats::only_message(body, MIGRATIONS_APPLIED, id)
 }
 
 /// Applies the first `n` up migrations of `migrator`, as `sqlx migrate run` would.
@@ -569,93 +484,46 @@ where
     }
 }
 
-/// The whole story on one database: pending, part way, done, then a migration from a newer
-/// build (info: the heartbeat passes), with the migrator given by value or as a static.
-async fn lifecycle<DB: SqlxDatabase>(backend: Backend, newer_build: &str)
+/// [`migrations_story`] on a database of `backend`, the migrator given as a static; a newer
+/// build's migration is recorded with `checksum`, a literal of the server's.
+async fn lifecycle<DB: SqlxDatabase>(backend: Backend, checksum: &str)
 where
     DB::Connection: Migrate,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
     let db = TempDatabase::new(backend);
     let pool: Pool<DB> = pool_on(&db);
     let build: &'static Migrator = Box::leak(Box::new(migrator(backend).await));
-
-    // Fresh: both pending, one W001 each, joined under one id, in version order.
-    let (status, body) = migrations_heartbeat::<DB>(build, Some(pool.clone())).await;
-    assert_warning(status, &body);
-    assert_eq!(
-        migration_messages(&body)[ids::W001],
-        format!("Unapplied migration {FIRST}; Unapplied migration {SECOND}"),
-        "{body}"
-    );
-    assert_eq!(migration_messages(&body).len(), 1, "{body}");
-
-    // Part way.
-    migrate(&pool, build, 1).await;
-    let (status, body) =
-        migrations_heartbeat::<DB>(migrator(backend).await, Some(pool.clone())).await;
-    assert_warning(status, &body);
-    assert_eq!(
-        migration_messages(&body)[ids::W001],
-        format!("Unapplied migration {SECOND}"),
-        "{body}"
-    );
-
-    // Done.
-    migrate(&pool, build, 1).await;
-    let (status, body) = migrations_heartbeat::<DB>(build, Some(pool.clone())).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["checks"][MIGRATIONS_APPLIED], "ok", "{body}");
-
-    // A newer build migrated this database while this (older) build still runs: info, and
-    // the heartbeat passes, so the old pods stay ready during the rollout.
-    sqlx::raw_sql(newer_build)
-        .execute(&mut *pool.acquire().await.unwrap())
-        .await
-        .unwrap();
-    let (status, body) = migrations_heartbeat::<DB>(build, Some(pool.clone())).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "info", "{body}");
-    assert_eq!(body["details"][MIGRATIONS_APPLIED]["level"], 20, "{body}");
-    assert_eq!(
-        migration_messages(&body)[ids::I002],
-        "Database has migration 20990101000000 that this build does not know",
-        "{body}"
-    );
-    assert_eq!(migration_messages(&body).len(), 1, "{body}");
+    migrations_story(
+        [FIRST, SECOND],
+        async || migrations_heartbeat::<DB>(build, Some(pool.clone())).await,
+        async || migrate(&pool, build, 1).await,
+        async || {
+            db.execute(&format!(
+                "INSERT INTO _sqlx_migrations \
+                 (version, description, success, checksum, execution_time) \
+                 VALUES (20990101000000, 'from a newer build', TRUE, {checksum}, 0)"
+            ))
+        },
+    )
+    .await;
     pool.close().await;
 }
 
 #[actix_web::test]
 async fn sqlx_postgres_pending_then_applied_then_unknown_migrations() {
-    lifecycle::<Postgres>(
-        Backend::Postgres,
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-         VALUES (20990101000000, 'from a newer build', TRUE, decode('00', 'hex'), 0)",
-    )
-    .await;
+    lifecycle::<Postgres>(Backend::Postgres, "decode('00', 'hex')").await;
 }
 
 #[actix_web::test]
 async fn sqlx_mariadb_pending_then_applied_then_unknown_migrations() {
-    lifecycle::<MySql>(
-        Backend::Mysql,
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-         VALUES (20990101000000, 'from a newer build', TRUE, X'00', 0)",
-    )
-    .await;
+    lifecycle::<MySql>(Backend::Mysql, "X'00'").await;
 }
 
 #[actix_web::test]
 async fn sqlx_sqlite_pending_then_applied_then_unknown_migrations() {
     // The SQLite fixtures are reversible (`.up.sql` and `.down.sql`): the down halves are not
     // migrations of their own.
-    lifecycle::<Sqlite>(
-        Backend::Sqlite,
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-         VALUES (20990101000000, 'from a newer build', TRUE, X'00', 0)",
-    )
-    .await;
+    lifecycle::<Sqlite>(Backend::Sqlite, "X'00'").await;
 }
 
 #[actix_web::test]
@@ -665,93 +533,79 @@ async fn sqlx_migration_that_failed_part_way_is_still_pending() {
     let build = migrator(Backend::Sqlite).await;
     migrate(&pool, &build, 1).await;
     // What sqlx records when a migration without a transaction fails part way ("dirty").
-    sqlx::raw_sql(
+    db.execute(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
          VALUES (20240201000000, 'add widgets colour', FALSE, X'00', 0)",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    let (status, body) = migrations_heartbeat::<Sqlite>(build, Some(pool)).await;
-    assert_warning(status, &body);
-    assert_eq!(
-        migration_messages(&body)[ids::W001],
-        format!("Unapplied migration {SECOND}"),
-        "{body}"
     );
+    let (status, body) = migrations_heartbeat::<Sqlite>(build, Some(pool)).await;
+    assert_level(status, &body, MIGRATIONS_APPLIED, "warning");
+    let pending = format!("Unapplied migration {SECOND}");
+    assert_eq!(migrations_message(&body, ids::W001), pending);
 }
 
 #[actix_web::test]
 async fn sqlx_migrations_check_creates_nothing_in_a_fresh_database() {
     // A heartbeat must not run DDL: sqlx's `Migrator::run` would create `_sqlx_migrations`.
-    let db = TempDatabase::new(Backend::Sqlite);
-    let pool: Pool<Sqlite> = pool_on(&db);
-    let (status, body) =
-        migrations_heartbeat::<Sqlite>(migrator(Backend::Sqlite).await, Some(pool.clone())).await;
-    assert_warning(status, &body);
-    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(tables, 0, "the heartbeat created something");
-
-    let db = TempDatabase::new(Backend::Postgres);
-    let pool: Pool<Postgres> = pool_on(&db);
-    let (status, body) =
-        migrations_heartbeat::<Postgres>(migrator(Backend::Postgres).await, Some(pool.clone()))
-            .await;
-    assert_warning(status, &body);
-    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(table, None, "the heartbeat created _sqlx_migrations");
-    pool.close().await;
+    for (backend, tables) in [
+        (Backend::Sqlite, "SELECT COUNT(*) AS n FROM sqlite_master"),
+        (
+            Backend::Postgres,
+            "SELECT COUNT(*) AS n FROM pg_tables WHERE schemaname = 'public'",
+        ),
+    ] {
+        let db = TempDatabase::new(backend);
+        let (status, body) = match backend {
+            Backend::Sqlite => {
+                let pool = pool_on::<Sqlite>(&db);
+                migrations_heartbeat(migrator(backend).await, Some(pool)).await
+            }
+            _ => {
+                let pool = pool_on::<Postgres>(&db);
+                migrations_heartbeat(migrator(backend).await, Some(pool)).await
+            }
+        };
+        assert_level(status, &body, MIGRATIONS_APPLIED, "warning");
+        assert_eq!(db.count(tables), 0, "the heartbeat created something");
+    }
 }
 
 /// Unreachable: I001 at info, which does not fail the heartbeat (check_database_connected
 /// reports the outage as an error).
 async fn unreachable<DB: SqlxDatabase>(backend: Backend, pool: Pool<DB>) {
     let (status, body) = migrations_heartbeat::<DB>(migrator(backend).await, Some(pool)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "info", "{body}");
-    assert_eq!(body["details"][MIGRATIONS_APPLIED]["level"], 20, "{body}");
+    assert_level(status, &body, MIGRATIONS_APPLIED, "info");
     assert_eq!(
-        migration_messages(&body)[ids::I001],
+        migrations_message(&body, ids::I001),
         "Can't connect to database to check migrations"
     );
-    assert_eq!(migration_messages(&body).len(), 1, "{body}");
 }
 
 #[actix_web::test]
 async fn sqlx_postgres_unreachable_is_i001() {
     let url = format!("postgres://postgres@127.0.0.1:{}/test", closed_port());
-    unreachable::<Postgres>(Backend::Postgres, pg_pool(&url)).await;
+    unreachable::<Postgres>(Backend::Postgres, pool(&url)).await;
 }
 
 #[actix_web::test]
 async fn sqlx_mariadb_that_never_answers_is_i001() {
     let listener = Listener::silent();
     let url = format!("mysql://root@127.0.0.1:{}/test", listener.port);
-    unreachable::<MySql>(Backend::Mysql, mysql_pool(&url)).await;
+    unreachable::<MySql>(Backend::Mysql, pool(&url)).await;
 }
 
 #[actix_web::test]
 async fn sqlx_sqlite_that_cannot_be_opened_is_i001() {
-    unreachable::<Sqlite>(
-        Backend::Sqlite,
-        sqlite_pool("/nonexistent/dockerflow/dir/app.sqlite3"),
-    )
-    .await;
+    let pool = sqlite_pool("/nonexistent/dockerflow/dir/app.sqlite3");
+    unreachable::<Sqlite>(Backend::Sqlite, pool).await;
 }
 
 #[actix_web::test]
 async fn sqlx_migrations_without_a_pool_is_i001() {
     let (status, body) =
         migrations_heartbeat::<Postgres>(migrator(Backend::Postgres).await, None).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_level(status, &body, MIGRATIONS_APPLIED, "info");
     assert_eq!(
-        migration_messages(&body)[ids::I001],
+        migrations_message(&body, ids::I001),
         "Can't connect to database to check migrations"
     );
 }
@@ -761,22 +615,21 @@ async fn sqlx_migrations_without_a_pool_is_i001() {
 #[actix_web::test]
 async fn sqlx_both_checks_on_a_closed_port_give_e001_with_the_reason_and_i001() {
     let port = closed_port();
-    let pool = pg_pool(&format!("postgres://postgres@127.0.0.1:{port}/test"));
-    let (status, body) = heartbeat_of(
-        vec![
+    let pool: Pool<Postgres> = pool(&format!("postgres://postgres@127.0.0.1:{port}/test"));
+    let migrator = migrator(Backend::Postgres).await;
+    let (status, body) = heartbeats::heartbeat(
+        [
             checks::sqlx_database_connected::<Postgres>(),
-            checks::sqlx_migrations_applied::<Postgres>(migrator(Backend::Postgres).await),
+            checks::sqlx_migrations_applied::<Postgres>(migrator),
         ],
         Some(pool),
     )
     .await;
     assert_failed(status, &body);
-    let text = messages_of(&body, DATABASE_CONNECTED)[ids::E001]
-        .as_str()
-        .unwrap();
+    let text = only_message(&body, ids::E001);
     assert!(text.contains("Connection refused"), "{body}");
     assert_eq!(
-        migration_messages(&body)[ids::I001],
+        migrations_message(&body, ids::I001),
         "Can't connect to database to check migrations"
     );
 }
@@ -787,17 +640,11 @@ async fn sqlx_both_checks_pass_on_a_migrated_database() {
     let pool: Pool<MySql> = pool_on(&db);
     let build = migrator(Backend::Mysql).await;
     migrate(&pool, &build, 2).await;
-    let mut conn = sqlx::MySqlConnection::connect(&db.url()).await.unwrap();
-    let tables: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    assert_eq!(tables, 2, "widgets and _sqlx_migrations");
-    conn.close().await.unwrap();
-    let (status, body) = heartbeat_of(
-        vec![
+    let tables = "SELECT COUNT(*) AS n FROM information_schema.tables \
+                  WHERE table_schema = DATABASE()";
+    assert_eq!(db.count(tables), 2, "widgets and _sqlx_migrations");
+    let (status, body) = heartbeats::heartbeat(
+        [
             checks::sqlx_database_connected::<MySql>(),
             checks::sqlx_migrations_applied::<MySql>(build),
         ],
