@@ -130,6 +130,16 @@ async fn details_are_hidden_by_default_and_unlocked_by_the_bearer_token_only() {
     );
     let hidden = get(&srv, "/__heartbeat__").await;
     assert_eq!(hidden.json(), json!({"status": "error"}));
+    let with_authorization = async |value| {
+        let header = [("Authorization", value)];
+        call(
+            &srv,
+            actix_web::http::Method::GET,
+            "/__heartbeat__",
+            &header,
+        )
+        .await
+    };
 
     for wrong in [
         "Bearer nope",
@@ -140,13 +150,7 @@ async fn details_are_hidden_by_default_and_unlocked_by_the_bearer_token_only() {
         "Bearers3cret-token-value",
         "bearer",
     ] {
-        let answer = call(
-            &srv,
-            actix_web::http::Method::GET,
-            "/__heartbeat__",
-            &[("Authorization", wrong)],
-        )
-        .await;
+        let answer = with_authorization(wrong).await;
         assert_eq!(answer.json(), json!({"status": "error"}), "{wrong}");
     }
     // The scheme is case-insensitive (RFC 9110, section 11.1) and one or more spaces follow it.
@@ -155,13 +159,7 @@ async fn details_are_hidden_by_default_and_unlocked_by_the_bearer_token_only() {
         "bearer s3cret-token-value",
         "BEARER  s3cret-token-value",
     ] {
-        let shown = call(
-            &srv,
-            actix_web::http::Method::GET,
-            "/__heartbeat__",
-            &[("Authorization", right)],
-        )
-        .await;
+        let shown = with_authorization(right).await;
         assert_eq!(
             shown.json()["details"]["check_scripted"]["messages"]["tests.E001"],
             "broken",

@@ -12,7 +12,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use dockerflow::checks::{self, DatabaseConnection, MIGRATIONS_APPLIED};
 use dockerflow::ids;
 use dockerflow_tests::databases::{pool, Backend, TempDatabase};
-use dockerflow_tests::heartbeats::{self, assert_level, migrations_story, with_checks};
+use dockerflow_tests::heartbeats::{
+    self, assert_level, assert_migrations_unreachable, migrations_story, with_checks,
+};
 use dockerflow_tests::net::closed_port;
 use dockerflow_tests::{serve, with_data};
 use serde_json::Value;
@@ -30,11 +32,6 @@ async fn heartbeat<C: DatabaseConnection>(
     pool: Option<Pool<ConnectionManager<C>>>,
 ) -> (StatusCode, Value) {
     heartbeats::heartbeat([checks::migrations_applied::<C>(migrations)], pool).await
-}
-
-/// The only message of the check, which must have the id `id`.
-fn only_message<'a>(body: &'a Value, id: &str) -> &'a str {
-    heartbeats::only_message(body, MIGRATIONS_APPLIED, id)
 }
 
 /// Applies the first `n` migrations, as `diesel migration run` would.
@@ -97,15 +94,10 @@ async fn the_check_creates_nothing_in_a_fresh_database() {
     assert_eq!(tables, 0, "the heartbeat created something");
 }
 
-/// Unreachable: I001 at info, which does not fail the heartbeat (check_database_connected
-/// reports the outage as an error).
+/// [`assert_migrations_unreachable`] on a pool of `url`.
 async fn unreachable<C: DatabaseConnection>(migrations: EmbeddedMigrations, url: &str) {
     let (status, body) = heartbeat::<C>(migrations, Some(pool(url))).await;
-    assert_level(status, &body, MIGRATIONS_APPLIED, "info");
-    assert_eq!(
-        only_message(&body, ids::I001),
-        "Can't connect to database to check migrations"
-    );
+    assert_migrations_unreachable(status, &body);
 }
 
 #[actix_web::test]
@@ -135,11 +127,7 @@ async fn sqlite_file_that_is_not_a_database_is_i001() {
 #[actix_web::test]
 async fn no_pool_is_i001() {
     let (status, body) = heartbeat::<PgConnection>(POSTGRES, None).await;
-    assert_level(status, &body, MIGRATIONS_APPLIED, "info");
-    assert_eq!(
-        only_message(&body, ids::I001),
-        "Can't connect to database to check migrations"
-    );
+    assert_migrations_unreachable(status, &body);
 }
 
 #[actix_web::test]

@@ -17,8 +17,9 @@ use dockerflow::checks::{self, SqlxDatabase, DATABASE_CONNECTED, MIGRATIONS_APPL
 use dockerflow::ids;
 use dockerflow_tests::databases::{Backend, LockedOutUser, TempDatabase};
 use dockerflow_tests::heartbeats::{
-    self, assert_level, heartbeat_of, migrations_story, postgres_refuses_a_wrong_password,
-    with_checks, CHECK_TIMEOUT,
+    self, assert_level, assert_migrations_unreachable, connect_error, heartbeat_of,
+    migrations_story, postgres_refuses_a_wrong_password, session_killed_under_the_pool,
+    sqlite_file_that_is_not_a_database, with_checks, CHECK_TIMEOUT,
 };
 use dockerflow_tests::logs::{self, assert_no_secret};
 use dockerflow_tests::net::{closed_port, Listener};
@@ -203,12 +204,7 @@ async fn sqlx_postgres_on_a_closed_port_is_e001_connection_refused() {
         "postgres://postgres@127.0.0.1:{port}/test"
     ))))
     .await;
-    assert_failed(status, &body);
-    let text = only_message(&body, ids::E001);
-    assert!(
-        text.starts_with("Could not connect to database: "),
-        "{text}"
-    );
+    let text = connect_error(status, &body);
     assert!(text.contains("Connection refused"), "{text}");
     assert!(
         text.contains(&format!("127.0.0.1:{port}")),
@@ -221,8 +217,7 @@ async fn sqlx_mariadb_on_a_closed_port_is_e001_connection_refused() {
     let port = closed_port();
     let (status, body) =
         heartbeat::<MySql>(Some(pool(&format!("mysql://root@127.0.0.1:{port}/test")))).await;
-    assert_failed(status, &body);
-    let text = only_message(&body, ids::E001);
+    let text = connect_error(status, &body);
     assert!(text.contains("Connection refused"), "{text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
 }
@@ -231,12 +226,7 @@ async fn sqlx_mariadb_on_a_closed_port_is_e001_connection_refused() {
 async fn sqlx_sqlite_file_that_cannot_be_opened_is_e001() {
     let (status, body) =
         heartbeat::<Sqlite>(Some(sqlite_pool("/nonexistent/dockerflow/dir/app.sqlite3"))).await;
-    assert_failed(status, &body);
-    let text = only_message(&body, ids::E001);
-    assert!(
-        text.starts_with("Could not connect to database: "),
-        "{text}"
-    );
+    let text = connect_error(status, &body);
     assert!(text.contains("unable to open database file"), "{text}");
 }
 
@@ -246,10 +236,9 @@ async fn never_answers<DB: SqlxDatabase>(pool: Pool<DB>, port: u16) {
     let started = Instant::now();
     let (status, body) = heartbeat::<DB>(Some(pool)).await;
     let took = started.elapsed();
-    assert_failed(status, &body);
-    let text = only_message(&body, ids::E001);
+    let text = connect_error(status, &body);
     assert!(
-        text.starts_with("Could not connect to database: no connection could be opened within "),
+        text.starts_with("no connection could be opened within "),
         "{text}"
     );
     assert!(
@@ -291,8 +280,7 @@ async fn sqlx_mariadb_wrong_password_is_e001_without_the_password() {
     let wrong = format!("{password}-wrong");
     let url = format!("mysql://{}:{wrong}@127.0.0.1:3306/{}", user.name, db.name);
     let (status, body) = heartbeat::<MySql>(Some(pool(&url))).await;
-    assert_failed(status, &body);
-    let text = only_message(&body, ids::E001);
+    let text = connect_error(status, &body);
     assert!(text.contains("Access denied"), "{text}");
     assert!(
         text.contains(&user.name),
@@ -311,10 +299,9 @@ async fn sqlx_pool_with_every_connection_in_use_is_e001_saying_so() {
         .unwrap();
     let held = pool.acquire().await.unwrap();
     let (status, body) = heartbeat::<Postgres>(Some(pool.clone())).await;
-    assert_failed(status, &body);
-    let text = only_message(&body, ids::E001);
+    let text = connect_error(status, &body);
     assert!(
-        text.starts_with("Could not connect to database: no free connection in the pool within "),
+        text.starts_with("no free connection in the pool within "),
         "{text}"
     );
     assert!(text.ends_with(" ms (all 1 in use)"), "{text}");
@@ -387,8 +374,7 @@ async fn sqlx_pool_for_another_backend_is_not_taken_for_this_one() {
 
 // E002: a connection is handed out, and the query fails.
 
-/// A pool that hands out its idle connection untested (sqlx's `test_before_acquire(false)`,
-/// which apps set to save a round trip), whose server session is then killed.
+/// [`session_killed_under_the_pool`] with sqlx's `test_before_acquire(false)`, then ok again.
 async fn killed_session<DB: SqlxDatabase>(backend: Backend) {
     let db = TempDatabase::new(backend);
     let pool: Pool<DB> = PoolOptions::new()
@@ -397,18 +383,7 @@ async fn killed_session<DB: SqlxDatabase>(backend: Backend) {
         .connect_lazy(&db.url())
         .unwrap();
     let srv = server::<DB>(with_data(web::Data::new(pool)));
-    let (status, body) = heartbeat_of(&srv).await;
-    assert_ok(status, &body);
-
-    db.kill_sessions();
-
-    let (status, body) = heartbeat_of(&srv).await;
-    assert_failed(status, &body);
-    assert_eq!(
-        only_message(&body, ids::E002),
-        "Database connection is not usable"
-    );
-
+    session_killed_under_the_pool(&db, &srv).await;
     // The broken connection was not put back: the next run opens a new one.
     let (status, body) = heartbeat_of(&srv).await;
     assert_ok(status, &body);
@@ -426,16 +401,8 @@ async fn sqlx_mariadb_session_killed_under_the_pool_is_e002_then_ok() {
 
 #[actix_web::test]
 async fn sqlx_sqlite_file_that_is_not_a_database_is_e002() {
-    // SQLite opens any file lazily and answers `SELECT 1` without reading it; the check's
-    // query reads the schema, and fails.
-    let db = TempDatabase::new(Backend::Sqlite);
-    std::fs::write(&db.name, "this is a text file, not a database. ".repeat(40)).unwrap();
-    let (status, body) = heartbeat::<Sqlite>(Some(pool_on(&db))).await;
-    assert_failed(status, &body);
-    assert_eq!(
-        only_message(&body, ids::E002),
-        "Database connection is not usable"
-    );
+    sqlite_file_that_is_not_a_database(async |db| heartbeat::<Sqlite>(Some(pool_on(db))).await)
+        .await;
 }
 
 // check_migrations_applied.
@@ -569,15 +536,10 @@ async fn sqlx_migrations_check_creates_nothing_in_a_fresh_database() {
     }
 }
 
-/// Unreachable: I001 at info, which does not fail the heartbeat (check_database_connected
-/// reports the outage as an error).
+/// [`assert_migrations_unreachable`] on `pool`.
 async fn unreachable<DB: SqlxDatabase>(backend: Backend, pool: Pool<DB>) {
     let (status, body) = migrations_heartbeat::<DB>(migrator(backend).await, Some(pool)).await;
-    assert_level(status, &body, MIGRATIONS_APPLIED, "info");
-    assert_eq!(
-        migrations_message(&body, ids::I001),
-        "Can't connect to database to check migrations"
-    );
+    assert_migrations_unreachable(status, &body);
 }
 
 #[actix_web::test]
@@ -603,11 +565,7 @@ async fn sqlx_sqlite_that_cannot_be_opened_is_i001() {
 async fn sqlx_migrations_without_a_pool_is_i001() {
     let (status, body) =
         migrations_heartbeat::<Postgres>(migrator(Backend::Postgres).await, None).await;
-    assert_level(status, &body, MIGRATIONS_APPLIED, "info");
-    assert_eq!(
-        migrations_message(&body, ids::I001),
-        "Can't connect to database to check migrations"
-    );
+    assert_migrations_unreachable(status, &body);
 }
 
 // Both checks on one pool.
@@ -625,8 +583,7 @@ async fn sqlx_both_checks_on_a_closed_port_give_e001_with_the_reason_and_i001() 
         Some(pool),
     )
     .await;
-    assert_failed(status, &body);
-    let text = only_message(&body, ids::E001);
+    let text = connect_error(status, &body);
     assert!(text.contains("Connection refused"), "{body}");
     assert_eq!(
         migrations_message(&body, ids::I001),
