@@ -309,18 +309,42 @@ impl MissingData {
     /// Missing data of type `T`.
     pub fn of<T: ?Sized>() -> Self {
         MissingData {
-            type_name: short_type_name::<T>().to_owned(),
+            type_name: short_type_name::<T>(),
         }
     }
 }
 
-/// A type's name as an app writes it: the outer type without its module path, its parameters
-/// as they are (`actix_web::data::Data<my_app::Pool>` reads `Data<my_app::Pool>`,
+/// A type's name as an app writes it: the outer type and the standard library's types without
+/// their module paths, the app's own types with theirs
+/// (`actix_web::data::Data<alloc::sync::Arc<my_app::Pool>>` reads `Data<Arc<my_app::Pool>>`,
 /// `diesel::pg::connection::PgConnection` reads `PgConnection`).
-pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
-    let full = type_name::<T>();
-    let outer = &full[..full.find('<').unwrap_or(full.len())];
-    &full[outer.rfind("::").map_or(0, |i| i + 2)..]
+pub(crate) fn short_type_name<T: ?Sized>() -> String {
+    shorten_type_name(type_name::<T>())
+}
+
+fn shorten_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut rest = full;
+    let mut outer = true;
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(rest.len());
+        let (path, tail) = rest.split_at(end);
+        let standard = ["alloc::", "core::", "std::"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix));
+        out.push_str(if outer || standard {
+            path.rsplit("::").next().unwrap_or(path)
+        } else {
+            path
+        });
+        outer &= path.is_empty();
+        let delimiter = tail.chars().next().map_or(0, char::len_utf8);
+        out.push_str(&tail[..delimiter]);
+        rest = &tail[delimiter..];
+    }
+    out
 }
 
 /// A check run, ready to go: everything it needs was taken from the request, so it can run on
@@ -454,5 +478,30 @@ impl fmt::Debug for Check {
             .field("timeout", &self.timeout)
             .field("location", &self.location)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten_type_name;
+
+    #[test]
+    fn type_names_read_as_an_app_writes_them() {
+        for (full, short) in [
+            (
+                "actix_web::data::Data<alloc::sync::Arc<my_app::Pool>>",
+                "Data<Arc<my_app::Pool>>",
+            ),
+            ("actix_web::data::Data<my_app::Pool>", "Data<my_app::Pool>"),
+            ("diesel::pg::connection::PgConnection", "PgConnection"),
+            ("sqlx_postgres::database::Postgres", "Postgres"),
+            (
+                "my_app::Cache<core::option::Option<alloc::string::String>, my_app::Key>",
+                "Cache<Option<String>, my_app::Key>",
+            ),
+            ("(u8, &str)", "(u8, &str)"),
+        ] {
+            assert_eq!(shorten_type_name(full), short, "{full}");
+        }
     }
 }
