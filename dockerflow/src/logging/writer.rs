@@ -608,6 +608,28 @@ mod tests {
     }
 
     #[test]
+    fn the_thread_that_installed_logging_writes_what_waits_when_it_ends() {
+        let sink = Calls::default();
+        sink.shut.store(true, Ordering::Release);
+        let writer = BatchWriter::new(sink.clone());
+        let thread = {
+            let writer = writer.clone();
+            std::thread::spawn(move || {
+                flush_when_this_thread_ends(); // what `Setup::init` does
+                let _scope = RequestScope::enter();
+                for i in 0..10 {
+                    log(&writer, &format!("line {i}"));
+                }
+            })
+        };
+        // The output is held shut until the thread is ending: its lines are still waiting.
+        std::thread::sleep(Duration::from_millis(20));
+        sink.shut.store(false, Ordering::Release);
+        thread.join().unwrap();
+        assert_eq!(sink.lines().len(), 10, "written before the thread was gone");
+    }
+
+    #[test]
     fn the_last_writer_gone_writes_what_waits() {
         let sink = Calls::default();
         let writer = BatchWriter::new(sink.clone());
