@@ -32,8 +32,9 @@ const LIMIT: usize = 1024 * 1024;
 /// batches from a thread of its own (`dockerflow-log`), the way [`init`](crate::logging::init)
 /// writes to stdout.
 ///
-/// - A line logged while a request is handled (inside [`RequestSummary`], the summary line
-///   included) is copied into memory; the writer thread writes the lines waiting, in the order
+/// - A line logged while a request is handled (inside
+///   [`RequestSummary`](crate::logging::RequestSummary), the summary line included) is copied
+///   into memory; the writer thread writes the lines waiting, in the order
 ///   they were logged, at most [`FLUSH_INTERVAL`] after the first of them, many lines to a
 ///   `write` system call. An idle writer thread is woken by a line and writes it at once.
 /// - Any other line (start-up, shutdown, background threads, a command that logs and exits) is
