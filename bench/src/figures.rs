@@ -242,59 +242,35 @@ impl Bench {
         // for both sides; the median of those ratios is the figure. Beside it, the CPU time the
         // server (its worker and dockerflow's check threads) spent per request, which the
         // machine's other load disturbs much less than the rate.
-        let mut rates: [Vec<f64>; 5] = Default::default();
-        let mut cpu: [Vec<f64>; 5] = Default::default();
+        let mut rounds = Rounds::new(targets.len());
         for round in 0..plan.rounds {
-            let mut order = [BARE_LB, LB, BARE_VERSION, VERSION, HEARTBEAT];
-            if round % 2 == 1 {
-                order.reverse();
-            }
-            for i in order {
+            for i in Rounds::order(targets.len(), round) {
                 let (server, url) = &targets[i];
                 let (measured, cpu_per_request) = self.measure(server, url)?;
-                rates[i].push(measured.requests_per_sec);
-                cpu[i].push(cpu_per_request);
+                rounds.push(i, &measured, cpu_per_request);
             }
         }
-        // The median ratio, and the range of the rounds' ratios to show the noise.
-        let ratio = |a: usize, b: usize| {
-            let per_round: Vec<f64> = rates[a].iter().zip(&rates[b]).map(|(a, b)| a / b).collect();
-            let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
-            let high = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            (median(&per_round), low, high)
-        };
-        let rate = rates.each_ref().map(|r| median(r));
-        let cpu = cpu.map(|c| median(&c));
-        let measured = |a: usize, b: usize, (_, low, high): (f64, f64, f64)| {
-            format!(
-                "{} vs {} req/s (rounds {low:.2}–{high:.2}); CPU {:.1} vs {:.1} µs/req",
-                thousands(rate[a]),
-                thousands(rate[b]),
-                cpu[a],
-                cpu[b]
-            )
-        };
         let (lb_bare, version_bare, heartbeat_lb) = (
-            ratio(LB, BARE_LB),
-            ratio(VERSION, BARE_VERSION),
-            ratio(HEARTBEAT, LB),
+            rounds.compare(LB, BARE_LB),
+            rounds.compare(VERSION, BARE_VERSION),
+            rounds.compare(HEARTBEAT, LB),
         );
         Ok(vec![
             Row::new(
                 "`/__lbheartbeat__` req/s ÷ bare handler (same path) req/s",
-                measured(LB, BARE_LB, lb_bare),
+                lb_bare.1,
                 Target::AtLeast(0.95),
                 lb_bare.0,
             ),
             Row::new(
                 "`/__version__` req/s ÷ bare handler (same path) req/s",
-                measured(VERSION, BARE_VERSION, version_bare),
+                version_bare.1,
                 Target::AtLeast(0.90),
                 version_bare.0,
             ),
             Row::new(
                 "`/__heartbeat__` (PostgreSQL + migrations + Redis, cache 1 s) req/s ÷ `/__lbheartbeat__` req/s",
-                measured(HEARTBEAT, LB, heartbeat_lb),
+                heartbeat_lb.1,
                 Target::AtLeast(0.80),
                 heartbeat_lb.0,
             ),
@@ -569,6 +545,62 @@ fn vm_rss() -> Result<u64, BenchError> {
         .and_then(|kb| kb.trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .ok_or_else(|| BenchError::new("no VmRSS line in /proc/self/status"))
+}
+
+/// The rates and the CPU times per request of interleaved rounds of throughput runs, a list
+/// for each target.
+struct Rounds {
+    rates: Vec<Vec<f64>>,
+    cpu: Vec<Vec<f64>>,
+}
+
+impl Rounds {
+    fn new(targets: usize) -> Self {
+        Rounds {
+            rates: vec![Vec::new(); targets],
+            cpu: vec![Vec::new(); targets],
+        }
+    }
+
+    /// The round order: every target, reversed every other round (against drift).
+    fn order(targets: usize, round: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..targets).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        order
+    }
+
+    fn push(&mut self, target: usize, measured: &Measured, cpu_per_request: f64) {
+        self.rates[target].push(measured.requests_per_sec);
+        self.cpu[target].push(cpu_per_request);
+    }
+
+    /// The median CPU time per request of `target`, in µs.
+    fn cpu(&self, target: usize) -> f64 {
+        median(&self.cpu[target])
+    }
+
+    /// `a`'s rate against `b`'s: the median of the ratios taken within a round (where the
+    /// machine's other load was about the same for both), and what was measured, with the
+    /// range of the rounds' ratios to show the noise.
+    fn compare(&self, a: usize, b: usize) -> (f64, String) {
+        let per_round: Vec<f64> = self.rates[a]
+            .iter()
+            .zip(&self.rates[b])
+            .map(|(a, b)| a / b)
+            .collect();
+        let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let measured = format!(
+            "{} vs {} req/s (rounds {low:.2}–{high:.2}); CPU {:.1} vs {:.1} µs/req",
+            thousands(median(&self.rates[a])),
+            thousands(median(&self.rates[b])),
+            self.cpu(a),
+            self.cpu(b)
+        );
+        (median(&per_round), measured)
+    }
 }
 
 fn median(values: &[f64]) -> f64 {

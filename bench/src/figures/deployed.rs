@@ -10,7 +10,7 @@ use actix_web::{web, HttpResponse};
 use dockerflow::logging::BatchWriter;
 use dockerflow::Dockerflow;
 
-use super::{median, thousands, Bench};
+use super::{median, thousands, Bench, Rounds};
 use crate::checks;
 use crate::server::{Server, Setup};
 use crate::table::{Row, Target};
@@ -181,22 +181,17 @@ impl Bench {
                 }
             }
         }
-        let mut rates = vec![Vec::new(); targets.len()];
-        let mut cpu = vec![Vec::new(); targets.len()];
+        let mut rounds = Rounds::new(targets.len());
         let mut lines_written = 0;
         let mut requests_logged = 0;
         for round in 0..plan.rounds {
-            let mut order: Vec<usize> = (0..targets.len()).collect();
-            if round % 2 == 1 {
-                order.reverse();
-            }
-            for i in order {
+            for i in Rounds::order(targets.len(), round) {
                 let (server, url, logged) = &targets[i];
                 let (measured, cpu_per_request) = self.measure(server, url)?;
-                rates[i].push(measured.requests_per_sec);
-                cpu[i].push(cpu_per_request);
+                rounds.push(i, &measured, cpu_per_request);
                 if *logged {
-                    // Every answered request has its line, written before the answer; a few
+                    // Every answered request has its line, handed to the writer before the
+                    // answer and written by the time the file is read (`take_lines`); a few
                     // more for requests in flight when wrk stopped (this run's, and the
                     // previous run's that ended after its lines were counted).
                     let lines = log.take_lines(true)?;
@@ -213,8 +208,6 @@ impl Bench {
                 }
             }
         }
-        let rate: Vec<f64> = rates.iter().map(|r| median(r)).collect();
-        let cpu: Vec<f64> = cpu.iter().map(|c| median(c)).collect();
         let mut rows = Vec::new();
         let names = [
             ("`/__lbheartbeat__`", 0.90),
@@ -225,50 +218,31 @@ impl Bench {
             ),
         ];
         for (k, (name, target)) in names.into_iter().enumerate() {
-            let (b, d) = (2 * k, 2 * k + 1);
-            let per_round: Vec<f64> = rates[d].iter().zip(&rates[b]).map(|(d, b)| d / b).collect();
-            let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
-            let high = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let (ratio, measured) = rounds.compare(2 * k + 1, 2 * k);
             rows.push(Row::new(
                 format!(
                     "deployed {name} (summary line + mozlog to a file) req/s ÷ bare handler req/s"
                 ),
-                format!(
-                    "{} vs {} req/s (rounds {low:.2}–{high:.2}); CPU {:.1} vs {:.1} µs/req",
-                    thousands(rate[d]),
-                    thousands(rate[b]),
-                    cpu[d],
-                    cpu[b]
-                ),
+                measured,
                 Target::AtLeast(target),
-                median(&per_round),
+                ratio,
             ));
         }
-        let per_round: Vec<f64> = rates[QUIET_LB]
-            .iter()
-            .zip(&rates[0])
-            .map(|(q, b)| q / b)
-            .collect();
+        let (ratio, measured) = rounds.compare(QUIET_LB, 0);
         rows.push(Row::new(
             "deployed `/__lbheartbeat__` with `DOCKERFLOW_LOG_PROBES=false` (no summary line for probes) req/s ÷ bare handler req/s",
-            format!(
-                "{} vs {} req/s; CPU {:.1} vs {:.1} µs/req",
-                thousands(rate[QUIET_LB]),
-                thousands(rate[0]),
-                cpu[QUIET_LB],
-                cpu[0]
-            ),
+            measured,
             Target::AtLeast(0.90),
-            median(&per_round),
+            ratio,
         ));
         let in_process = self.in_process(&log)?;
-        let added = cpu[1] - cpu[UNLOGGED_LB];
+        let added = rounds.cpu(1) - rounds.cpu(UNLOGGED_LB);
         rows.push(Row::new(
             "CPU µs per request that logging adds (deployed ÷ same server without the middleware, `/__lbheartbeat__`)",
             format!(
                 "{:.1} vs {:.1} µs/req; {} lines for {} answered requests",
-                cpu[1],
-                cpu[UNLOGGED_LB],
+                rounds.cpu(1),
+                rounds.cpu(UNLOGGED_LB),
                 thousands(lines_written as f64),
                 thousands(requests_logged as f64)
             ),
