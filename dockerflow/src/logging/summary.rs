@@ -278,20 +278,17 @@ where
         let header = self.settings.header.clone();
         let rid = RequestId::from_header(req.headers().get(&header));
         // With `log_probes` off, a Dockerflow endpoint gets no summary line, and a probe no
-        // span either: it logs nothing that needs one (`/__error__` logs its error line with
-        // the id), and probes are most requests in many services.
+        // span either: it logs nothing that needs one, and probes are most requests in many
+        // services. (`/__error__` keeps its span: it logs its error line with the id.)
         let summarised = self.settings.log_probes || !crate::is_endpoint_path(req.path());
-        let spanned = summarised || req.path().trim_end_matches('/') == "/__error__";
-        if !spanned {
+        if !self.settings.log_probes && crate::paths::is_probe_path(req.path()) {
             // A probe: its id, in the extensions and the response, and nothing else.
             req.extensions_mut().insert(rid.clone());
             let call = self.service.call(req);
             return Box::pin(async move {
                 match call.await {
                     Ok(mut res) => {
-                        if let Ok(value) = HeaderValue::from_str(rid.as_str()) {
-                            res.headers_mut().insert(header, value);
-                        }
+                        send_id(res.headers_mut(), header, &rid);
                         Ok(res)
                     }
                     Err(error) => Err(WithRequestId { error, header, rid }.into()),
@@ -348,9 +345,7 @@ where
                         .filter(|_| status.is_server_error())
                         .map(ToString::to_string);
                     log(&summary, status, error.as_deref());
-                    if let Ok(value) = HeaderValue::from_str(rid.as_str()) {
-                        res.headers_mut().insert(header, value);
-                    }
+                    send_id(res.headers_mut(), header, &rid);
                     Ok(res)
                 }
                 Ok(Err(error)) => {
@@ -398,9 +393,15 @@ impl ResponseError for WithRequestId {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = self.error.error_response();
-        if let Ok(value) = HeaderValue::from_str(self.rid.as_str()) {
-            response.headers_mut().insert(self.header.clone(), value);
-        }
+        send_id(response.headers_mut(), self.header.clone(), &self.rid);
         response
+    }
+}
+
+/// Sends the request id back in `header`.
+fn send_id(headers: &mut HeaderMap, header: HeaderName, rid: &RequestId) {
+    // A sane id from a header is visible ASCII, a new one a UUID: both are header values.
+    if let Ok(value) = HeaderValue::from_str(rid.as_str()) {
+        headers.insert(header, value);
     }
 }

@@ -169,9 +169,7 @@ impl Shared {
     fn hand_over(&self, line: &[u8]) {
         let mut state = lock(&self.state);
         while state.running && state.waiting.len() >= LIMIT {
-            state.waiters += 1;
-            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
-            state.waiters -= 1;
+            state = self.wait_done(state);
         }
         if !state.running {
             drop(state);
@@ -225,10 +223,17 @@ impl Shared {
         state.idle = false;
         self.work.notify_one();
         while state.running && state.written < target {
-            state.waiters += 1;
-            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
-            state.waiters -= 1;
+            state = self.wait_done(state);
         }
+    }
+
+    /// Waits until the writer thread has written something (counted among the waiters, whom
+    /// it wakes).
+    fn wait_done<'a>(&self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        state.waiters += 1;
+        let mut state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+        state.waiters -= 1;
+        state
     }
 
     /// The writer thread: takes what is waiting, writes it, then gathers lines for up to
