@@ -105,6 +105,9 @@ fn is_uuid_v4(text: &str) -> bool {
 }
 
 async fn hello(rid: RequestId) -> String {
+    // A span of the app's own (ERROR, so a `RUST_LOG` of warn keeps it), for span directives.
+    let span = tracing::error_span!("greeting");
+    let _entered = span.enter();
     tracing::info!(step = "inside", "handling hello");
     format!("rid={rid}")
 }
@@ -168,6 +171,35 @@ async fn with_uid(req: HttpRequest) -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
+/// A hook that logs, as a service's statsd hook might: its line belongs to the heartbeat
+/// request.
+#[dockerflow::on_heartbeat_passed]
+fn heartbeat_passed(_level: dockerflow::Level) {
+    tracing::info!(target: "logging.hook", "heartbeat passed");
+}
+
+async fn spawned(req: HttpRequest) -> HttpResponse {
+    dockerflow::logging::set_uid(&req, "user-7");
+    let carried = actix_web::rt::spawn(dockerflow::logging::in_current_request(async {
+        tracing::info!("from a local task that took the request along");
+    }));
+    // The wrapped future is `Send`: it can run on another thread.
+    let elsewhere = dockerflow::logging::in_current_request(async {
+        tracing::info!("from another thread");
+    });
+    let thread = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(elsewhere);
+    });
+    let unwrapped = actix_web::rt::spawn(async {
+        tracing::info!(marker = "unwrapped", "from a task on its own");
+    });
+    let _ = (carried.await, unwrapped.await, thread.join());
+    HttpResponse::Ok().finish()
+}
+
 async fn levels() -> HttpResponse {
     let err = Outer(io::Error::new(
         io::ErrorKind::ConnectionRefused,
@@ -208,6 +240,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/nested", web::get().to(nested))
         .route("/secrets", web::get().to(secrets))
         .route("/uid", web::get().to(with_uid))
+        .route("/spawned", web::get().to(spawned))
         .route("/levels", web::get().to(levels));
 }
 
@@ -299,7 +332,7 @@ async fn the_summary_carries_the_request_id_of_the_header_which_is_echoed_and_ex
     );
     assert!(fields.get("uid").is_none(), "{summary}");
 
-    // The handler's own line carries the id through the request span.
+    // The handler's own line carries the id of the request it is logged in.
     let lines = lines_of(&rid, |_| true);
     let inside = lines
         .iter()
@@ -643,6 +676,31 @@ async fn set_uid_reaches_the_summary_and_the_lines_after_it() {
 }
 
 #[actix_web::test]
+async fn tasks_take_the_request_along_with_in_current_request_only() {
+    let srv = default_server();
+    let rid = unique("spawned");
+    send(&srv, "/spawned", &[rid_header(&rid)]).await;
+    let lines = lines_of(&rid, |lines| lines.len() >= 3);
+    for msg in [
+        "from a local task that took the request along",
+        "from another thread",
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l["Fields"]["msg"] == msg)
+            .unwrap_or_else(|| panic!("{msg:?} with the request's id in {lines:#?}"));
+        assert_eq!(line["Fields"]["uid"], "user-7", "{line}");
+    }
+    assert_eq!(summary_of(&rid)["Fields"]["uid"], "user-7");
+    // A task spawned without it logs outside any request.
+    let unwrapped = all_lines()
+        .into_iter()
+        .find(|l| l["Fields"]["marker"] == "unwrapped")
+        .expect("the unwrapped task's line");
+    assert!(unwrapped["Fields"].get("rid").is_none(), "{unwrapped}");
+}
+
+#[actix_web::test]
 async fn the_error_endpoint_logs_a_severity_3_line_with_the_request_id() {
     let srv = server(builder().enable_error_endpoint(true).build().unwrap());
     let rid = unique("error endpoint");
@@ -981,9 +1039,9 @@ fn rust_log_filters_events_and_defaults_to_info() {
         "custom.type is at warn: {levels:#?}"
     );
 
-    // A span directive (EnvFilter proper): INFO only inside the request span, where the
-    // handler logs; the summary is logged outside it.
-    let in_span = run_child("settings", &[("RUST_LOG", "warn,[request]=info")]);
+    // A span directive (EnvFilter proper): INFO only inside the handler's span, where it
+    // logs; the summary is logged outside it.
+    let in_span = run_child("settings", &[("RUST_LOG", "warn,[greeting]=info")]);
     let hello = in_span.of("child-hello");
     assert!(
         hello.iter().any(|l| l["Fields"]["msg"] == "handling hello"),
@@ -1020,6 +1078,13 @@ fn log_probes_false_drops_the_summaries_of_the_dockerflow_endpoints_only() {
     for rid in ["child-hello", "child-secrets", "child-levels"] {
         assert_eq!(summaries(&off.of(rid)).len(), 1, "{rid} keeps its summary");
     }
+    // A probe without its summary still lends its id to the lines logged while it is
+    // handled: the heartbeat hook's.
+    let heartbeat = off.of("child-heartbeat");
+    assert!(
+        heartbeat.iter().any(|l| l["Type"] == "logging.hook"),
+        "{heartbeat:#?}"
+    );
     // `/__error__` is an endpoint too: no summary, but its error line keeps the request id.
     let error = off.of("child-error");
     assert!(summaries(&error).is_empty(), "{error:#?}");
@@ -1138,10 +1203,21 @@ fn under_concurrency_every_summary_is_written_once_on_a_line_of_its_own() {
         }
     }
     assert_eq!(seen.len(), expected, "no summary of another request");
-    // The handler's own line of each request, with its id from the request span.
-    let inside = lines
+    // The handler's own line of each request, with the id of its request: requests handled
+    // side by side on one worker never lend each other their ids.
+    let mut inside = std::collections::HashMap::<String, usize>::new();
+    for line in lines
         .iter()
         .filter(|l| l["Fields"]["msg"] == "handling hello")
-        .count();
-    assert_eq!(inside, expected);
+    {
+        let rid = line["Fields"]["rid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        *inside.entry(rid).or_default() += 1;
+    }
+    assert_eq!(inside.len(), expected, "one id per request");
+    assert!(inside
+        .iter()
+        .all(|(rid, n)| *n == 1 && seen.contains_key(rid)));
 }

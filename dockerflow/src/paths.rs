@@ -22,11 +22,6 @@ pub const ENDPOINT_PATHS: [&str; 4] = [
     "/__error__",
 ];
 
-/// Whether `path` is a probe: one of [`ENDPOINT_PATHS`] other than `/__error__`.
-pub(crate) fn is_probe_path(path: &str) -> bool {
-    is_endpoint_path(path) && path.trim_end_matches('/') != "/__error__"
-}
-
 /// Whether `path` is one of [`ENDPOINT_PATHS`], with or without a trailing `/`.
 ///
 /// ```

@@ -124,8 +124,13 @@
 //!   `DOCKERFLOW_REQUEST_ID_HEADER`) when it is 1 to 128 characters of printable ASCII, else a
 //!   new UUID v4. The response carries it back in the same header; handlers read it with the
 //!   [`RequestId`] extractor;
-//! - a span with a `rid` field around the handling of the request, so every line logged while
-//!   it is handled, by your code or a library, carries `Fields.rid`;
+//! - its `rid` (and `uid`, once [`set_uid`] gives one) on every line logged while it is handled,
+//!   by your code or a library: the request is current on its worker while its future is
+//!   polled. A task a handler spawns is not polled as part of the request; wrap it with
+//!   [`in_current_request`] to take the request along (as `.in_current_span()` does for
+//!   `tracing`'s spans). This costs a few instructions per poll, where a `tracing` span per
+//!   request cost about 3,500 (`BENCHMARKS.md`). A layer of your own sees no request span: a
+//!   middleware of yours (such as `tracing-actix-web`'s) gives it one if it needs one;
 //! - one `request.summary` line: `agent` (User-Agent), `lang` (Accept-Language), `method`,
 //!   `path`, `code` (the status), `errno` (0, or the status when it is 500 or above), `t`
 //!   (milliseconds), `rid`, `uid` (see [`set_uid`]) and `querystring` (only when
@@ -168,17 +173,18 @@
 //! tracing::subscriber::set_global_default(subscriber).expect("no other subscriber is set");
 //! ```
 
+mod context;
 mod mozlog;
 mod request_id;
 mod summary;
 mod writer;
 
+pub use self::context::in_current_request;
 pub use self::mozlog::{Format, MozLogLayer, ParseFormatError};
 pub use self::request_id::{RequestId, MAX_LEN as MAX_REQUEST_ID_LEN};
 pub use self::summary::{set_uid, RequestSummary, RequestSummaryMiddleware};
 use self::writer::flush_when_this_thread_ends;
 pub use self::writer::{flush, BatchWriter, LineHandle, FLUSH_INTERVAL};
-pub(crate) use self::writer::{InRequest, RequestScope};
 
 use std::fmt;
 

@@ -23,7 +23,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::logging::BatchWriter;
+use crate::logging::{context, BatchWriter};
 use crate::redact::redacted;
 
 /// How each event is written: a mozlog JSON line (the default), or one readable line for a
@@ -197,19 +197,16 @@ fn hostname() -> String {
 /// `\n`, `\t`, … or `\u00XX` (what serde_json writes; the property tests parse it back).
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
+    let mut rest = text.as_bytes();
+    out.reserve(rest.len() + 2);
     out.push(b'"');
-    let mut copied = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        // One table look-up a byte: most strings have nothing to escape.
-        let escape = ESCAPE[usize::from(b)];
-        if escape == 0 {
-            continue;
-        }
-        out.extend_from_slice(&bytes[copied..i]);
-        copied = i + 1;
-        match escape {
+    loop {
+        let plain = plain_prefix(rest);
+        out.extend_from_slice(&rest[..plain]);
+        let Some((&b, after)) = rest[plain..].split_first() else {
+            break;
+        };
+        match ESCAPE[usize::from(b)] {
             b'u' => out.extend_from_slice(&[
                 b'\\',
                 b'u',
@@ -220,9 +217,39 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
             ]),
             short => out.extend_from_slice(&[b'\\', short]),
         }
+        rest = after;
     }
-    out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
+}
+
+/// How many bytes at the start of `bytes` JSON takes as they are (no `"`, `\` or control
+/// character): eight at a time, with the bit tricks of "Bit Twiddling Hacks", then the tail
+/// through [`ESCAPE`].
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    /// The high bit of each byte of `word` that is zero (exact for the lowest such byte).
+    fn zero_bytes(word: u64) -> u64 {
+        word.wrapping_sub(ONES) & !word & HIGHS
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    let mut done = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+        let found = control
+            | zero_bytes(word ^ (ONES * u64::from(b'"')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return done + (found.trailing_zeros() / 8) as usize;
+        }
+        done += 8;
+    }
+    done + chunks
+        .remainder()
+        .iter()
+        .position(|&b| ESCAPE[usize::from(b)] != 0)
+        .unwrap_or(chunks.remainder().len())
 }
 
 /// For each byte, how JSON escapes it: 0 not at all, `u` as `\u00XX`, else `\` and that byte.
@@ -289,14 +316,32 @@ impl Rendered {
         );
     }
 
+    /// Whether an entry is named `name`.
+    fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|(n, _)| *n == name)
+    }
+
     /// The entries to write: the last of each name (inner spans win over outer ones, the
     /// event over its spans).
     fn visible(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
+        // Names are compared only where two share a length and a first byte: most lines have
+        // no name twice, and a dozen string comparisons per line add up.
+        let bit = |name: &str| {
+            let first = name.as_bytes().first().copied().unwrap_or(0);
+            1u64 << ((name.len() * 31 + usize::from(first)) % 64)
+        };
+        let (mut seen, mut twice) = (0u64, 0u64);
+        for (name, _) in &self.entries {
+            let bit = bit(name);
+            twice |= seen & bit;
+            seen |= bit;
+        }
         self.entries
             .iter()
             .enumerate()
-            .filter_map(|(i, (name, range))| {
-                let shadowed = self.entries[i + 1..].iter().any(|(later, _)| later == name);
+            .filter_map(move |(i, (name, range))| {
+                let shadowed = twice & bit(name) != 0
+                    && self.entries[i + 1..].iter().any(|(later, _)| later == name);
                 (!shadowed).then(|| (*name, &self.json[range.clone()]))
             })
     }
@@ -352,10 +397,9 @@ impl Visitor<'_> {
         self.put(field, |out| push_json_str(out, &redacted(text)));
     }
 
-    fn put_number<T: serde::Serialize>(&mut self, field: &Field, value: T) {
-        // Integers, and finite floats: they always serialize.
+    fn put_integer<T: itoa::Integer>(&mut self, field: &Field, value: T) {
         self.put(field, |out| {
-            let _ = serde_json::to_writer(out, &value);
+            out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         });
     }
 }
@@ -400,18 +444,21 @@ impl fmt::Debug for DisplayAsDebug<'_> {
 impl Visit for Visitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if value.is_finite() {
-            self.put_number(field, value);
+            // As serde_json writes it (shortest form that reads back the same).
+            self.put(field, |out| {
+                let _ = serde_json::to_writer(out, &value);
+            });
         } else {
             self.put_text(field, &value.to_string()); // NaN and infinities
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put_number(field, value);
+        self.put_integer(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put_number(field, value);
+        self.put_integer(field, value);
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
@@ -473,11 +520,71 @@ fn severity(level: Level) -> u8 {
 /// The critical severity, chosen with `critical = true` on an event.
 const CRITICAL: u8 = 2;
 
+/// The keys (`"name":`) of the field names met lately, each escaped once instead of on every
+/// line: a table of the names' addresses (a field name is a `&'static str`, and the same
+/// address always holds the same text).
+#[derive(Default)]
+struct Keys {
+    slots: Vec<Key>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Key {
+    address: usize,
+    len: usize,
+    rendered: [u8; 30],
+    rendered_len: u8,
+}
+
+impl Keys {
+    const SLOTS: usize = 128;
+
+    /// Appends `"name":` to `line`.
+    fn push(&mut self, line: &mut Vec<u8>, name: &'static str) {
+        if self.slots.is_empty() {
+            self.slots = vec![Key::default(); Self::SLOTS];
+        }
+        let address = name.as_ptr() as usize;
+        // Fibonacci hashing, then up to four slots in a row: the names of one call site lie
+        // side by side in memory, and two of a line's names may want the same slot.
+        let hash = (address as u64 ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let first = (hash >> 57) as usize;
+        let mut free = None;
+        for i in 0..4 {
+            let at = (first + i) % Self::SLOTS;
+            let slot = &self.slots[at];
+            if slot.rendered_len == 0 {
+                free = Some(at);
+                break;
+            }
+            if slot.address == address && slot.len == name.len() {
+                line.extend_from_slice(&slot.rendered[..usize::from(slot.rendered_len)]);
+                return;
+            }
+        }
+        let start = line.len();
+        push_json_str(line, name);
+        line.push(b':');
+        let rendered = &line[start..];
+        let slot = &mut self.slots[free.unwrap_or(first)];
+        if let (Ok(rendered_len), Some(room)) = (
+            u8::try_from(rendered.len()),
+            slot.rendered.get_mut(..rendered.len()),
+        ) {
+            room.copy_from_slice(rendered);
+            slot.rendered_len = rendered_len;
+            slot.address = address;
+            slot.len = name.len();
+        }
+    }
+}
+
 /// The buffers a thread reuses for its lines.
 #[derive(Default)]
 struct Scratch {
     fields: Rendered,
     line: Vec<u8>,
+    keys: Keys,
 }
 
 impl Scratch {
@@ -549,7 +656,7 @@ where
                 u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
             });
         with_scratch(|scratch| {
-            let Scratch { fields, line } = scratch;
+            let Scratch { fields, line, keys } = scratch;
             fields.clear();
             line.clear();
             // Outer spans first, so inner spans and then the event itself win on a shared name.
@@ -564,6 +671,18 @@ where
             event.record(&mut Visitor {
                 fields,
                 controls: Some(&mut controls),
+            });
+            // The request being handled, unless a span or the event names its own.
+            context::with_current(|request| {
+                let Some(request) = request else { return };
+                if !fields.has("rid") {
+                    fields.push("rid", |out| {
+                        push_json_str(out, &redacted(request.rid().as_str()));
+                    });
+                }
+                if let Some(uid) = request.uid().filter(|_| !fields.has("uid")) {
+                    fields.push("uid", |out| push_json_str(out, &redacted(&uid)));
+                }
             });
 
             // A record of the `log` crate, bridged by `tracing-log`, has its own target and level.
@@ -584,7 +703,9 @@ where
                 severity(*metadata.level())
             };
             match self.format {
-                Format::Json => self.json_line(line, timestamp, &r#type, severity, fields),
+                Format::Json => {
+                    self.json_line(line, keys, timestamp, &r#type, severity, fields);
+                }
                 Format::Text => {
                     text_line(line, timestamp, &r#type, severity, metadata.level(), fields)
                 }
@@ -602,6 +723,7 @@ impl<W> MozLogLayer<W> {
     fn json_line(
         &self,
         line: &mut Vec<u8>,
+        keys: &mut Keys,
         timestamp: u64,
         r#type: &str,
         severity: u8,
@@ -621,8 +743,7 @@ impl<W> MozLogLayer<W> {
             if i > 0 {
                 line.push(b',');
             }
-            push_json_str(line, name);
-            line.push(b':');
+            keys.push(line, name);
             line.extend_from_slice(value);
         }
         line.extend_from_slice(b"}}\n");
@@ -765,6 +886,49 @@ mod tests {
             let mut ours = Vec::new();
             push_json_str(&mut ours, text);
             assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn every_character_is_escaped_in_every_lane_of_a_word() {
+        let specials = (0..=0x7f_u8)
+            .map(char::from)
+            .chain(['é', '€', '𝄞', '\u{80}', '\u{ff}']);
+        for special in specials {
+            for len in [1, 7, 8, 9, 16, 17] {
+                for at in 0..len {
+                    let text: String = (0..len)
+                        .map(|i| if i == at { special } else { 'a' })
+                        .collect();
+                    let mut ours = Vec::new();
+                    push_json_str(&mut ours, &text);
+                    assert_eq!(ours, serde_json::to_vec(&text).unwrap(), "{text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keys_read_the_same_from_the_table_as_escaped_anew() {
+        let mut names: Vec<&'static str> = (0..1000)
+            .map(|i| &*Box::leak(format!("field_{i}").into_boxed_str()))
+            .collect();
+        names.extend([
+            "a",
+            "q\"uote",
+            "a name far longer than thirty bytes, kept out",
+            "é",
+        ]);
+        let mut keys = Keys::default();
+        for round in 0..3 {
+            for name in &names {
+                let mut line = b"{".to_vec();
+                keys.push(&mut line, name);
+                let mut expected = b"{".to_vec();
+                push_json_str(&mut expected, name);
+                expected.push(b':');
+                assert_eq!(line, expected, "{name:?} in round {round}");
+            }
         }
     }
 

@@ -10,6 +10,8 @@ use actix_web::dev::Payload;
 use actix_web::http::header::HeaderValue;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
+use crate::logging::context::RequestContext;
+
 /// The longest request id taken from a header; a longer one is replaced.
 pub const MAX_LEN: usize = 128;
 
@@ -62,6 +64,9 @@ impl RequestId {
     /// The id of `req`: the one the middleware chose, or a new one kept for the rest of the
     /// request when there is no middleware.
     pub fn of(req: &HttpRequest) -> Self {
+        if let Some(rid) = RequestContext::rid_of(req) {
+            return rid;
+        }
         if let Some(rid) = req.extensions().get::<RequestId>() {
             return rid.clone();
         }

@@ -1,11 +1,9 @@
 //! [`RequestSummary`]: the middleware that gives each request its id, a span carrying it, and
 //! one `request.summary` log line.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::{ready, Ready};
 use std::panic::AssertUnwindSafe;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,9 +12,9 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode, Uri};
 use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::future::{FutureExt, LocalBoxFuture};
-use tracing::Instrument;
 
-use crate::logging::{InRequest, RequestId, RequestScope};
+use crate::logging::context::{InRequest, RequestContext};
+use crate::logging::RequestId;
 use crate::redact::redacted;
 use crate::Dockerflow;
 
@@ -28,8 +26,10 @@ use crate::Dockerflow;
 /// - takes the request id from the request id header (`X-Request-Id` unless configured
 ///   otherwise) when it is sane, else makes a new UUID v4, and sends it back in the same
 ///   response header;
-/// - runs the rest of the app inside a `tracing` span with a `rid` field, so every log line
-///   emitted while the request is handled carries `Fields.rid`;
+/// - makes the request current on the worker while its future is polled, so every line
+///   logged meanwhile carries `Fields.rid` (and `Fields.uid`, see [`set_uid`]); a task the
+///   handler spawns takes the request along with
+///   [`in_current_request`](crate::logging::in_current_request);
 /// - logs a `request.summary` event (target `request.summary`) with `agent`, `lang`, `method`,
 ///   `path`, `code`, `errno`, `t` (ms), `rid`, `uid` (when the app called [`set_uid`]) and
 ///   `querystring` (when [`Builder::log_querystring`](crate::Builder::log_querystring) is
@@ -40,9 +40,8 @@ use crate::Dockerflow;
 /// With [`Builder::log_probes(false)`](crate::Builder::log_probes) (or
 /// `DOCKERFLOW_LOG_PROBES=false`), requests to the Dockerflow endpoints
 /// ([`ENDPOINT_PATHS`](crate::ENDPOINT_PATHS)) get no summary line: load balancers' probes are
-/// most of the volume in many services. They keep their request id (in the response header and
-/// the [`RequestId`] extractor), but get no span: they cost little more than without the
-/// middleware.
+/// most of the volume in many services. They keep their request id: in the response header,
+/// the [`RequestId`] extractor and the lines logged while they are handled.
 ///
 /// Add it with `.wrap(...)` after every other `.wrap`, so it is the outermost middleware and
 /// sees the final status of every request:
@@ -154,13 +153,6 @@ impl<S> fmt::Debug for RequestSummaryMiddleware<S> {
     }
 }
 
-/// What the middleware keeps in the request's extensions, for [`set_uid`].
-#[derive(Clone)]
-struct RequestContext {
-    span: tracing::Span,
-    uid: Rc<RefCell<Option<String>>>,
-}
-
 /// Attaches the id of the signed-in user to the request: it goes in the `uid` field of the
 /// request's `request.summary` line, and of every log line emitted after this call while the
 /// request is handled.
@@ -179,12 +171,9 @@ struct RequestContext {
 ///
 /// Without the middleware on the app, it does nothing.
 pub fn set_uid(req: &HttpRequest, uid: impl Into<String>) {
-    let Some(context) = req.extensions().get::<RequestContext>().cloned() else {
-        return;
-    };
-    let uid = uid.into();
-    context.span.record("uid", uid.as_str());
-    *context.uid.borrow_mut() = Some(uid);
+    if let Some(context) = RequestContext::of(req) {
+        context.set_uid(&uid.into());
+    }
 }
 
 /// The parts of the request the summary needs, taken before the app gets the request (shared
@@ -196,8 +185,7 @@ struct Summary {
     method: Method,
     uri: Uri,
     log_querystring: bool,
-    rid: RequestId,
-    uid: Rc<RefCell<Option<String>>>,
+    context: Arc<RequestContext>,
 }
 
 /// Logs the summary of a request, unless it gets none (a probe, with `log_probes` off).
@@ -213,7 +201,7 @@ impl Summary {
         let code = status.as_u16();
         let errno = if code >= 500 { code } else { 0 };
         let t = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let uid = self.uid.borrow();
+        let uid = self.context.uid();
         let uid = uid.as_deref();
         // Redacted here, so that no subscriber can log a secret from a path or an error.
         let path = redacted(self.uri.path());
@@ -237,7 +225,7 @@ impl Summary {
                     code,
                     errno,
                     t,
-                    rid = self.rid.as_str(),
+                    rid = self.context.rid().as_str(),
                     uid,
                     querystring,
                     error,
@@ -276,33 +264,11 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let header = self.settings.header.clone();
-        let rid = RequestId::from_header(req.headers().get(&header));
-        // With `log_probes` off, a Dockerflow endpoint gets no summary line, and a probe no
-        // span either: it logs nothing that needs one, and probes are most requests in many
-        // services. (`/__error__` keeps its span: it logs its error line with the id.)
+        let context = RequestContext::new(RequestId::from_header(req.headers().get(&header)));
+        context.attach(&mut req.extensions_mut());
+        // With `log_probes` off, a Dockerflow endpoint gets no summary line; the lines it logs
+        // (a heartbeat hook's, a failing check's) still carry its id.
         let summarised = self.settings.log_probes || !crate::is_endpoint_path(req.path());
-        if !self.settings.log_probes && crate::paths::is_probe_path(req.path()) {
-            // A probe: its id, in the extensions and the response, and nothing else.
-            req.extensions_mut().insert(rid.clone());
-            let call = self.service.call(req);
-            return Box::pin(async move {
-                match call.await {
-                    Ok(mut res) => {
-                        send_id(res.headers_mut(), header, &rid);
-                        Ok(res)
-                    }
-                    Err(error) => Err(WithRequestId { error, header, rid }.into()),
-                }
-            });
-        }
-        // An ERROR-level span stays enabled whatever level the subscriber lets through, so
-        // `rid` reaches warnings and errors even when INFO is filtered out.
-        let span = tracing::error_span!(
-            target: "dockerflow::request",
-            "request",
-            rid = rid.as_str(),
-            uid = tracing::field::Empty,
-        );
         let summary = summarised.then(|| Summary {
             start: Instant::now(),
             agent: header_value(req.headers(), header::USER_AGENT),
@@ -310,59 +276,51 @@ where
             method: req.method().clone(),
             uri: req.uri().clone(),
             log_querystring: self.settings.log_querystring,
-            rid: rid.clone(),
-            uid: Rc::default(),
-        });
-        let uid = summary
-            .as_ref()
-            .map_or_else(Rc::default, |s| Rc::clone(&s.uid));
-        req.extensions_mut().insert(rid.clone());
-        req.extensions_mut().insert(RequestContext {
-            span: span.clone(),
-            uid,
+            context: Arc::clone(&context),
         });
 
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let _scope = RequestScope::enter();
-            span.in_scope(|| self.service.call(req))
+            let _entered = context.enter();
+            self.service.call(req)
         }));
-        // Polled as part of a request: its lines go to the writer thread (`BatchWriter`).
-        Box::pin(InRequest::new(async move {
-            let outcome = match call {
-                Ok(future) => {
-                    AssertUnwindSafe(future.instrument(span))
-                        .catch_unwind()
-                        .await
+        // Polled with the request current: its lines carry `rid`, and go to the writer thread
+        // (`BatchWriter`).
+        let rid = context.rid().clone();
+        Box::pin(InRequest::new(
+            async move {
+                let outcome = match call {
+                    Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+                    Err(panic) => Err(panic),
+                };
+                match outcome {
+                    Ok(Ok(mut res)) => {
+                        let status = res.status();
+                        let error = res
+                            .response()
+                            .error()
+                            .filter(|_| status.is_server_error())
+                            .map(ToString::to_string);
+                        log(&summary, status, error.as_deref());
+                        send_id(res.headers_mut(), header, &rid);
+                        Ok(res)
+                    }
+                    Ok(Err(error)) => {
+                        // An inner middleware failed instead of answering; actix builds the
+                        // response from the error later, so the error carries the id header.
+                        let status = error.as_response_error().status_code();
+                        let text = status.is_server_error().then(|| error.to_string());
+                        log(&summary, status, text.as_deref());
+                        Err(WithRequestId { error, header, rid }.into())
+                    }
+                    Err(panic) => {
+                        let text = format!("handler panicked: {}", super::panic_text(&*panic));
+                        log(&summary, StatusCode::INTERNAL_SERVER_ERROR, Some(&text));
+                        std::panic::resume_unwind(panic)
+                    }
                 }
-                Err(panic) => Err(panic),
-            };
-            match outcome {
-                Ok(Ok(mut res)) => {
-                    let status = res.status();
-                    let error = res
-                        .response()
-                        .error()
-                        .filter(|_| status.is_server_error())
-                        .map(ToString::to_string);
-                    log(&summary, status, error.as_deref());
-                    send_id(res.headers_mut(), header, &rid);
-                    Ok(res)
-                }
-                Ok(Err(error)) => {
-                    // An inner middleware failed instead of answering; actix builds the
-                    // response from the error later, so the error carries the id header.
-                    let status = error.as_response_error().status_code();
-                    let text = status.is_server_error().then(|| error.to_string());
-                    log(&summary, status, text.as_deref());
-                    Err(WithRequestId { error, header, rid }.into())
-                }
-                Err(panic) => {
-                    let text = format!("handler panicked: {}", super::panic_text(&*panic));
-                    log(&summary, StatusCode::INTERNAL_SERVER_ERROR, Some(&text));
-                    std::panic::resume_unwind(panic)
-                }
-            }
-        }))
+            },
+            context,
+        ))
     }
 }
 

@@ -3,13 +3,9 @@
 //! instead of a system call; every other line is written at once, after everything handed over
 //! before it.
 
-use std::cell::Cell;
-use std::future::Future;
 use std::io::{self, Write};
 use std::mem;
-use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -359,51 +355,6 @@ fn write_lines(sink: &mut dyn Write, mut lines: &[u8]) {
     let _ = sink.flush();
 }
 
-thread_local! {
-    /// Whether this thread is handling a request right now (polling its future, or logging
-    /// its summary): its lines can wait for the writer thread.
-    static IN_REQUEST: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks this thread as handling a request until the guard is dropped.
-pub(crate) struct RequestScope(bool);
-
-impl RequestScope {
-    pub(crate) fn enter() -> Self {
-        RequestScope(IN_REQUEST.with(|flag| flag.replace(true)))
-    }
-}
-
-impl Drop for RequestScope {
-    fn drop(&mut self) {
-        let previous = self.0;
-        IN_REQUEST.with(|flag| flag.set(previous));
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request's future, polled inside a [`RequestScope`].
-    pub(crate) struct InRequest<F> {
-        #[pin]
-        future: F,
-    }
-}
-
-impl<F> InRequest<F> {
-    pub(crate) fn new(future: F) -> Self {
-        InRequest { future }
-    }
-}
-
-impl<F: Future> Future for InRequest<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _scope = RequestScope::enter();
-        self.project().future.poll(cx)
-    }
-}
-
 /// What [`BatchWriter`] gives the layer for one line.
 pub struct LineHandle<'a> {
     shared: &'a Shared,
@@ -418,7 +369,7 @@ impl std::fmt::Debug for LineHandle<'_> {
 impl Write for LineHandle<'_> {
     /// Takes `buf` whole, as one line (or several whole lines).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if IN_REQUEST.with(Cell::get) {
+        if super::context::in_request() {
             self.shared.hand_over(buf);
         } else {
             self.shared.write_now(buf);
@@ -445,7 +396,14 @@ impl<'a> MakeWriter<'a> for BatchWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::context::{Entered, RequestContext};
+    use crate::logging::RequestId;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Marks this thread as handling a request until the guard is dropped.
+    fn request() -> Entered {
+        RequestContext::new(RequestId::random()).enter()
+    }
 
     /// A sink that keeps each `write` call apart, and can be held shut.
     #[derive(Clone, Default)]
@@ -514,7 +472,7 @@ mod tests {
         // The writer thread is busy: everything logged meanwhile waits for one write.
         sink.shut.store(true, Ordering::Release);
         {
-            let _scope = RequestScope::enter();
+            let _scope = request();
             log(&writer, "first");
             std::thread::sleep(Duration::from_millis(20)); // the writer thread takes it
             for i in 0..100 {
@@ -540,7 +498,7 @@ mod tests {
     fn flush_waits_for_every_line_handed_over() {
         let sink = Calls::default();
         let writer = BatchWriter::new(sink.clone());
-        let _scope = RequestScope::enter();
+        let _scope = request();
         for i in 0..1000 {
             log(&writer, &format!("line {i}"));
         }
@@ -560,7 +518,7 @@ mod tests {
                     let payload = "x".repeat(t * 100);
                     for i in 0..5000 {
                         // Most lines as a request's, some as a background thread's.
-                        let _scope = (i % 10 != 0).then(RequestScope::enter);
+                        let _scope = (i % 10 != 0).then(request);
                         log(&writer, &format!("{t} {i} {payload}"));
                     }
                 })
@@ -594,7 +552,7 @@ mod tests {
         let producer = {
             let (writer, line, logged) = (writer.clone(), line.clone(), Arc::clone(&logged));
             std::thread::spawn(move || {
-                let _scope = RequestScope::enter();
+                let _scope = request();
                 for _ in 0..5000 {
                     log(&writer, &line);
                     logged.fetch_add(1, Ordering::Relaxed);
@@ -622,7 +580,7 @@ mod tests {
             let writer = writer.clone();
             std::thread::spawn(move || {
                 flush_when_this_thread_ends(); // what `Setup::init` does
-                let _scope = RequestScope::enter();
+                let _scope = request();
                 for i in 0..10 {
                     log(&writer, &format!("line {i}"));
                 }
@@ -640,7 +598,7 @@ mod tests {
         let sink = Calls::default();
         let writer = BatchWriter::new(sink.clone());
         {
-            let _scope = RequestScope::enter();
+            let _scope = request();
             for i in 0..10 {
                 log(&writer, &format!("line {i}"));
             }

@@ -1,5 +1,6 @@
-//! The heartbeat hooks: a statsd counter per heartbeat when `STATSD_ADDR` is set, a log line
-//! either way.
+//! The heartbeat hooks: a statsd counter per heartbeat when `STATSD_ADDR` is set, and a log
+//! line: `WARN` for a failed heartbeat, `DEBUG` for a passed one (a load balancer asks many
+//! times a minute, and the request's own summary line already says it answered 200).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::OnceLock;
@@ -26,16 +27,25 @@ pub(crate) fn send_to_statsd(addr: SocketAddr) -> std::io::Result<()> {
 
 #[dockerflow::on_heartbeat_passed]
 fn count_heartbeat_passed(level: Level) {
-    count("heartbeat.pass", level);
+    tracing::debug!(
+        counter = "heartbeat.pass",
+        level = level.as_str(),
+        "heartbeat"
+    );
+    count("heartbeat.pass");
 }
 
 #[dockerflow::on_heartbeat_failed]
 fn count_heartbeat_failed(level: Level) {
-    count("heartbeat.fail", level);
+    tracing::warn!(
+        counter = "heartbeat.fail",
+        level = level.as_str(),
+        "heartbeat"
+    );
+    count("heartbeat.fail");
 }
 
-fn count(counter: &str, level: Level) {
-    tracing::info!(counter, level = level.as_str(), "heartbeat");
+fn count(counter: &str) {
     if let Some(statsd) = STATSD.get() {
         if let Err(err) = statsd.count(counter, 1) {
             tracing::warn!(counter, error = %err, "cannot send to statsd");

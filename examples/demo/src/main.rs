@@ -128,6 +128,9 @@ async fn serve(
         let redis = redis.clone();
         let summary = dockerflow.request_summary();
         App::new()
+            // First: actix tries routes in order, and the probes, most of the traffic, then
+            // pay for no other route (`/greetings/{name}` is matched with a regex).
+            .configure(move |cfg| dockerflow.configure(cfg))
             .configure(|cfg| database.register(cfg))
             .app_data(scratch.clone())
             .configure(|cfg| {
@@ -136,7 +139,6 @@ async fn serve(
                 }
             })
             .configure(routes::configure)
-            .configure(move |cfg| dockerflow.configure(cfg))
             .wrap(sentry::middleware(report_errors))
             .wrap(summary)
     })

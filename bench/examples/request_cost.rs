@@ -1,0 +1,60 @@
+//! What one request costs in instructions, for `valgrind --tool=callgrind`: `/__lbheartbeat__`
+//! called in-process (`actix_web::test::call_service`, no network) `count` times on the app as
+//! `variant` builds it, with the subscriber `logging::init` installs writing to `/dev/null`
+//! through a `BatchWriter`.
+//!
+//! ```text
+//! cargo build --release -p dockerflow-bench --example request_cost
+//! valgrind --tool=callgrind target/release/examples/request_cost logged 2000
+//! valgrind --tool=callgrind target/release/examples/request_cost logged 12000
+//! ```
+//!
+//! The difference of the two totals divided by 10,000 is the cost of a request, start-up
+//! left out. Variants: `bare` (the endpoints, no middleware), `quiet` (the middleware with
+//! `DOCKERFLOW_LOG_PROBES=false`), `logged` (a summary line per request).
+
+use actix_web::{test, App};
+use dockerflow::logging::{BatchWriter, Setup};
+use dockerflow::Dockerflow;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: request_cost bare|quiet|logged <count>";
+    let variant = args.next().ok_or(usage)?;
+    let count: u32 = args.next().ok_or(usage)?.parse()?;
+    let sink = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    Setup::new("request-cost")
+        .environment([("RUST_LOG", "info")])
+        .writer(BatchWriter::new(sink))
+        .init()?;
+    let dockerflow = Dockerflow::builder()
+        .environment([(
+            "DOCKERFLOW_LOG_PROBES",
+            if variant == "quiet" { "false" } else { "true" },
+        )])
+        .build()?;
+    actix_web::rt::System::new().block_on(async move {
+        macro_rules! run {
+            ($app:expr) => {{
+                let app = test::init_service($app).await;
+                for _ in 0..count {
+                    let req = test::TestRequest::get()
+                        .uri("/__lbheartbeat__")
+                        .to_request();
+                    let res = test::call_service(&app, req).await;
+                    assert!(res.status().is_success());
+                }
+            }};
+        }
+        let summary = dockerflow.request_summary();
+        match variant.as_str() {
+            "bare" => run!(App::new().configure(|cfg| dockerflow.configure(cfg))),
+            "quiet" | "logged" => run!(App::new()
+                .configure(|cfg| dockerflow.configure(cfg))
+                .wrap(summary)),
+            _ => panic!("{usage}"),
+        }
+    });
+    dockerflow::logging::flush();
+    Ok(())
+}
