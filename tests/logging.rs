@@ -983,6 +983,7 @@ async fn settings_child_entry() {
                 ("/secrets", "child-secrets"),
                 ("/levels", "child-levels"),
                 ("/__error__", "child-error"),
+                ("/uid", "child-uid"),
             ] {
                 send(&srv, path, &[rid_header(rid)]).await;
             }
@@ -1095,6 +1096,51 @@ fn log_probes_false_drops_the_summaries_of_the_dockerflow_endpoints_only() {
     // An empty value counts as unset: probes are logged.
     let empty = run_child("settings", &[("DOCKERFLOW_LOG_PROBES", "")]);
     assert_eq!(summaries(&empty.of("child-lb")).len(), 1);
+}
+
+#[test]
+fn summaries_written_straight_match_those_logged_through_tracing_byte_for_byte() {
+    // With `init` and a filter on targets and levels, a summary line is written straight by
+    // the middleware; a span directive makes the filter an `EnvFilter`, and the summary goes
+    // through `tracing` and the layer. The same requests must give the same bytes.
+    let error_endpoint = ("DOCKERFLOW_ENABLE_ERROR_ENDPOINT", "true");
+    let straight = run_child("settings", &[("RUST_LOG", "info"), error_endpoint]);
+    let through = run_child(
+        "settings",
+        &[("RUST_LOG", "info,[no_such_span]=trace"), error_endpoint],
+    );
+    /// The summary line of `rid`, its clock readings and process id masked.
+    fn summary_line(out: &ChildOutput, rid: &str) -> String {
+        let marker = format!(r#""rid":"{rid}""#);
+        let line = out
+            .lines
+            .iter()
+            .find(|l| l.contains(r#""Type":"request.summary""#) && l.contains(&marker))
+            .unwrap_or_else(|| panic!("a summary of {rid}: {}", out.stderr));
+        let mask = |line: &str, key: &str| {
+            let start = line.find(key).expect("the key") + key.len();
+            let digits = line[start..].bytes().take_while(u8::is_ascii_digit).count();
+            format!("{}N{}", &line[..start], &line[start + digits..])
+        };
+        let line = mask(line, r#""Timestamp":"#);
+        mask(&mask(&line, r#","Pid":"#), r#","t":"#)
+    }
+    for rid in [
+        "child-hello",
+        "child-lb",
+        "child-heartbeat",
+        "child-version",
+        "child-secrets",
+        "child-levels",
+        "child-error",
+        "child-uid",
+    ] {
+        assert_eq!(
+            summary_line(&straight, rid),
+            summary_line(&through, rid),
+            "{rid}"
+        );
+    }
 }
 
 #[test]

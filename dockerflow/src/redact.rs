@@ -90,7 +90,14 @@ pub fn redact(text: &str) -> String {
 pub(crate) fn redacted(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let mut out = Cow::Borrowed(text);
-    if memchr::memchr2(b':', b'=', bytes).is_some() {
+    // A short text (a method, a path, an id) is looked at a byte at a time: cheaper than
+    // setting up `memchr`'s vector search.
+    let suspicious = if bytes.len() < 32 {
+        bytes.iter().any(|&b| b == b':' || b == b'=')
+    } else {
+        memchr::memchr2(b':', b'=', bytes).is_some()
+    };
+    if suspicious {
         if bytes.contains(&b':') {
             if let Some(masked) = mask_url_credentials(&out) {
                 out = Cow::Owned(masked);

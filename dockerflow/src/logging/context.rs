@@ -11,10 +11,12 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::dev::RequestHead;
+use actix_web::HttpRequest;
 use futures_util::future::Either;
 
 use crate::logging::RequestId;
@@ -25,14 +27,22 @@ use crate::logging::RequestId;
 #[derive(Debug)]
 pub(crate) struct RequestContext {
     rid: RequestId,
+    /// Whether `uid` was ever set: most requests have none, and their lines look up this flag
+    /// instead of taking the lock.
+    has_uid: AtomicBool,
     uid: Mutex<Option<Arc<str>>>,
+    /// The address of the request's head ([`RequestContext::of`]).
+    head: usize,
 }
 
 impl RequestContext {
-    pub(crate) fn new(rid: RequestId) -> Arc<Self> {
+    /// The context of the request whose head is `head`, with the id `rid`.
+    pub(crate) fn new(rid: RequestId, head: &RequestHead) -> Arc<Self> {
         Arc::new(RequestContext {
             rid,
+            has_uid: AtomicBool::new(false),
             uid: Mutex::new(None),
+            head: address(head),
         })
     }
 
@@ -41,6 +51,9 @@ impl RequestContext {
     }
 
     pub(crate) fn uid(&self) -> Option<Arc<str>> {
+        if !self.has_uid.load(Ordering::Acquire) {
+            return None;
+        }
         self.uid
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -49,25 +62,18 @@ impl RequestContext {
 
     pub(crate) fn set_uid(&self, uid: &str) {
         *self.uid.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::from(uid));
+        self.has_uid.store(true, Ordering::Release);
     }
 
-    /// The context [`RequestSummary`](crate::logging::RequestSummary) gave `req`, if any.
+    /// The context of `req`, when `req` is the request this thread is handling (the one
+    /// [`RequestSummary`](crate::logging::RequestSummary) made current, or a task's that took
+    /// it along).
+    ///
+    /// Found by the address of the request's head, which stays put while the request lives,
+    /// instead of in the request's extensions: a first extension costs each request a map.
     pub(crate) fn of(req: &HttpRequest) -> Option<Arc<RequestContext>> {
-        req.extensions()
-            .get::<InExtensions>()
-            .map(|InExtensions(context)| Arc::clone(context))
-    }
-
-    /// The id of the request [`RequestSummary`](crate::logging::RequestSummary) gave `req`.
-    pub(crate) fn rid_of(req: &HttpRequest) -> Option<RequestId> {
-        req.extensions()
-            .get::<InExtensions>()
-            .map(|InExtensions(context)| context.rid.clone())
-    }
-
-    /// Gives `req` this context, for [`RequestContext::of`].
-    pub(crate) fn attach(self: &Arc<Self>, extensions: &mut actix_web::dev::Extensions) {
-        extensions.insert(InExtensions(Arc::clone(self)));
+        let head = address(req.head());
+        with_current(|context| context.filter(|c| c.head == head).cloned())
     }
 
     /// Makes this the current request of the thread until the guard is dropped.
@@ -76,8 +82,9 @@ impl RequestContext {
     }
 }
 
-/// How a request's context is kept in its extensions.
-struct InExtensions(Arc<RequestContext>);
+fn address(head: &RequestHead) -> usize {
+    std::ptr::from_ref(head).addr()
+}
 
 thread_local! {
     /// The request this thread is handling right now: polling its future, or logging its
@@ -173,8 +180,8 @@ mod tests {
     #[test]
     fn a_context_is_current_while_entered_and_the_previous_one_comes_back() {
         assert!(!in_request());
-        let outer = RequestContext::new(RequestId::random());
-        let inner = RequestContext::new(RequestId::random());
+        let outer = RequestContext::new(RequestId::random(), &RequestHead::default());
+        let inner = RequestContext::new(RequestId::random(), &RequestHead::default());
         {
             let _outer = outer.enter();
             assert_eq!(
@@ -198,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_wrapped_future_takes_its_request_along() {
-        let context = RequestContext::new(RequestId::random());
+        let context = RequestContext::new(RequestId::random(), &RequestHead::default());
         let probe = || async { with_current(|c| c.map(|c| c.rid().clone())) };
         let wrapped = {
             let _entered = context.enter();
@@ -214,7 +221,7 @@ mod tests {
 
     #[test]
     fn the_uid_set_last_wins() {
-        let context = RequestContext::new(RequestId::random());
+        let context = RequestContext::new(RequestId::random(), &RequestHead::default());
         assert_eq!(context.uid(), None);
         context.set_uid("ana");
         context.set_uid("bo");

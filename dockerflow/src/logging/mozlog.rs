@@ -104,8 +104,8 @@ pub struct MozLogLayer<W = BatchWriter> {
     hostname: String,
     pid: u32,
     format: Format,
-    /// `,"Logger":…,"Hostname":…,"EnvVersion":"2.0","Severity":`: the same on every line.
-    middle: Vec<u8>,
+    /// What follows `Type`, the same on every line of a severity.
+    middle: Middle,
     make_writer: W,
 }
 
@@ -117,7 +117,7 @@ impl MozLogLayer {
             hostname: hostname(),
             pid: std::process::id(),
             format: Format::Json,
-            middle: Vec::new(),
+            middle: Default::default(),
             make_writer: BatchWriter::stdout(),
         }
         .prepared()
@@ -155,14 +155,23 @@ impl<W> MozLogLayer<W> {
         self
     }
 
+    /// What follows `Type` on each line, for the summaries written straight (`direct.rs`).
+    pub(super) fn middle(&self) -> &Middle {
+        &self.middle
+    }
+
     /// Renders the parts every line shares.
     fn prepared(mut self) -> Self {
-        let mut middle = b",\"Logger\":".to_vec();
-        push_json_str(&mut middle, &self.logger);
-        middle.extend_from_slice(b",\"Hostname\":");
-        push_json_str(&mut middle, &self.hostname);
-        middle.extend_from_slice(b",\"EnvVersion\":\"2.0\",\"Severity\":");
-        self.middle = middle;
+        let mut common = b",\"Logger\":".to_vec();
+        push_json_str(&mut common, &self.logger);
+        common.extend_from_slice(b",\"Hostname\":");
+        push_json_str(&mut common, &self.hostname);
+        common.extend_from_slice(b",\"EnvVersion\":\"2.0\",\"Severity\":");
+        self.middle = std::array::from_fn(|severity| {
+            let mut middle = common.clone();
+            let _ = write!(middle, "{severity},\"Pid\":{},\"Fields\":{{", self.pid);
+            middle
+        });
         self
     }
 }
@@ -195,7 +204,7 @@ fn hostname() -> String {
 
 /// `text` as a JSON string, quotes included: `"` and `\` escaped, control characters as
 /// `\n`, `\t`, … or `\u00XX` (what serde_json writes; the property tests parse it back).
-fn push_json_str(out: &mut Vec<u8>, text: &str) {
+pub(super) fn push_json_str(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut rest = text.as_bytes();
     out.reserve(rest.len() + 2);
@@ -508,7 +517,7 @@ impl Visit for Visitor<'_> {
 }
 
 /// The syslog severity of a `tracing` level.
-fn severity(level: Level) -> u8 {
+pub(super) fn severity(level: Level) -> u8 {
     match level {
         Level::ERROR => 3,
         Level::WARN => 4,
@@ -581,9 +590,9 @@ impl Keys {
 
 /// The buffers a thread reuses for its lines.
 #[derive(Default)]
-struct Scratch {
+pub(super) struct Scratch {
     fields: Rendered,
-    line: Vec<u8>,
+    pub(super) line: Vec<u8>,
     keys: Keys,
 }
 
@@ -607,7 +616,7 @@ thread_local! {
 
 /// Runs `f` with this thread's buffers, or with new ones when they are in use (an event
 /// logged while a line is made, from a `Debug` impl) or gone (a thread being torn down).
-fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     let mut f = Some(f);
     let done = SCRATCH.try_with(|cell| {
         cell.try_borrow_mut().ok().map(|mut scratch| {
@@ -650,11 +659,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| {
-                u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-            });
+        let timestamp = now_ns();
         with_scratch(|scratch| {
             let Scratch { fields, line, keys } = scratch;
             fields.clear();
@@ -729,16 +734,7 @@ impl<W> MozLogLayer<W> {
         severity: u8,
         fields: &Rendered,
     ) {
-        let mut number = itoa::Buffer::new();
-        line.extend_from_slice(b"{\"Timestamp\":");
-        line.extend_from_slice(number.format(timestamp).as_bytes());
-        line.extend_from_slice(b",\"Type\":");
-        push_json_str(line, r#type);
-        line.extend_from_slice(&self.middle);
-        line.extend_from_slice(number.format(severity).as_bytes());
-        line.extend_from_slice(b",\"Pid\":");
-        line.extend_from_slice(number.format(self.pid).as_bytes());
-        line.extend_from_slice(b",\"Fields\":{");
+        start_line(line, &self.middle, timestamp, r#type, severity);
         for (i, (name, value)) in fields.visible().enumerate() {
             if i > 0 {
                 line.push(b',');
@@ -748,6 +744,34 @@ impl<W> MozLogLayer<W> {
         }
         line.extend_from_slice(b"}}\n");
     }
+}
+
+/// Nanoseconds since the epoch, as `Timestamp` has them.
+pub(super) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
+}
+
+/// What the parts of a mozlog line before `Fields` hold, after `Type`, for each severity:
+/// `,"Logger":…,"Hostname":…,"EnvVersion":"2.0","Severity":<n>,"Pid":…,"Fields":{`.
+pub(super) type Middle = [Vec<u8>; 8];
+
+/// A mozlog line up to the opening brace of `Fields`.
+pub(super) fn start_line(
+    line: &mut Vec<u8>,
+    middle: &Middle,
+    timestamp: u64,
+    r#type: &str,
+    severity: u8,
+) {
+    line.extend_from_slice(b"{\"Timestamp\":");
+    line.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
+    line.extend_from_slice(b",\"Type\":");
+    push_json_str(line, r#type);
+    line.extend_from_slice(&middle[usize::from(severity) % middle.len()]);
 }
 
 /// One readable line: `2026-11-22T04:00:00.123Z INFO type: message name=value …`, with its

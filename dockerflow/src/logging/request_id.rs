@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::header::HeaderValue;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use arrayvec::ArrayString;
 
 use crate::logging::context::RequestContext;
 
@@ -29,19 +30,29 @@ pub const MAX_LEN: usize = 128;
 /// }
 /// ```
 ///
-/// Without the middleware on the app, the extractor gives a new UUID v4 that stays the same
-/// for the rest of that request, but it is neither read from nor sent back in a header.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(Arc<str>);
+/// The middleware's id is the one of the request being handled: the handler's, an inner
+/// middleware's, or a task's that took the request along with
+/// [`in_current_request`](crate::logging::in_current_request). Without the middleware on the
+/// app (or elsewhere), the extractor gives a new UUID v4 that stays the same for the rest of
+/// that request, but it is neither read from nor sent back in a header.
+#[derive(Clone)]
+pub struct RequestId(Repr);
+
+/// A new id is kept inline (no allocation per request); one from a header is shared.
+#[derive(Clone)]
+enum Repr {
+    Uuid(ArrayString<{ uuid::fmt::Hyphenated::LENGTH }>),
+    Given(Arc<str>),
+}
 
 impl RequestId {
     /// `value` when it is a sane id (1 to 128 characters of printable ASCII, space included),
     /// else a new UUID v4.
     pub fn from_header(value: Option<&HeaderValue>) -> Self {
         match value.map(HeaderValue::as_bytes) {
-            Some(bytes) if is_sane(bytes) => {
-                RequestId(Arc::from(String::from_utf8_lossy(bytes).as_ref()))
-            }
+            Some(bytes) if is_sane(bytes) => RequestId(Repr::Given(Arc::from(
+                String::from_utf8_lossy(bytes).as_ref(),
+            ))),
             _ => RequestId::random(),
         }
     }
@@ -58,14 +69,16 @@ impl RequestId {
         rand::rng().fill_bytes(&mut bytes);
         let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
         let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        RequestId(Arc::from(&*uuid.hyphenated().encode_lower(&mut text)))
+        RequestId(Repr::Uuid(
+            ArrayString::from(uuid.hyphenated().encode_lower(&mut text)).expect("a UUID's length"),
+        ))
     }
 
-    /// The id of `req`: the one the middleware chose, or a new one kept for the rest of the
-    /// request when there is no middleware.
+    /// The id of `req`: the one the middleware chose while `req` is the request being handled
+    /// (see above), else a new one kept for the rest of the request.
     pub fn of(req: &HttpRequest) -> Self {
-        if let Some(rid) = RequestContext::rid_of(req) {
-            return rid;
+        if let Some(context) = RequestContext::of(req) {
+            return context.rid().clone();
         }
         if let Some(rid) = req.extensions().get::<RequestId>() {
             return rid.clone();
@@ -77,7 +90,10 @@ impl RequestId {
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Uuid(text) => text,
+            Repr::Given(text) => text,
+        }
     }
 }
 
@@ -86,21 +102,35 @@ fn is_sane(bytes: &[u8]) -> bool {
     !bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(|b| (0x20..=0x7e).contains(b))
 }
 
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RequestId {}
+
+impl std::hash::Hash for RequestId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RequestId").field(&&*self.0).finish()
+        f.debug_tuple("RequestId").field(&self.as_str()).finish()
     }
 }
 
 impl AsRef<str> for RequestId {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 

@@ -10,10 +10,11 @@ use std::time::Instant;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode, Uri};
-use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{Error, HttpRequest, HttpResponse, ResponseError};
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::logging::context::{InRequest, RequestContext};
+use crate::logging::direct;
 use crate::logging::RequestId;
 use crate::redact::redacted;
 use crate::Dockerflow;
@@ -169,7 +170,10 @@ impl<S> fmt::Debug for RequestSummaryMiddleware<S> {
 /// }
 /// ```
 ///
-/// Without the middleware on the app, it does nothing.
+/// It acts on the request being handled: from the handler, an inner middleware, or a task that
+/// took the request along with [`in_current_request`](crate::logging::in_current_request).
+/// Without the middleware on the app, or elsewhere (a task spawned without it), it does
+/// nothing.
 pub fn set_uid(req: &HttpRequest, uid: impl Into<String>) {
     if let Some(context) = RequestContext::of(req) {
         context.set_uid(&uid.into());
@@ -213,6 +217,26 @@ impl Summary {
         let error = error.as_deref();
         let agent = header_text(self.agent.as_ref());
         let lang = header_text(self.lang.as_ref());
+        let level = match error {
+            Some(_) => tracing::Level::ERROR,
+            None => tracing::Level::INFO,
+        };
+        let line = direct::SummaryLine {
+            agent: &agent,
+            lang: &lang,
+            method: self.method.as_str(),
+            path: &path,
+            code,
+            errno,
+            t,
+            rid: self.context.rid().as_str(),
+            uid,
+            querystring,
+            error,
+        };
+        if direct::write(level, &line) {
+            return;
+        }
         macro_rules! summary {
             ($level:expr) => {
                 tracing::event!(
@@ -232,9 +256,9 @@ impl Summary {
                 )
             };
         }
-        match error {
-            Some(_) => summary!(tracing::Level::ERROR),
-            None => summary!(tracing::Level::INFO),
+        match level {
+            tracing::Level::ERROR => summary!(tracing::Level::ERROR),
+            _ => summary!(tracing::Level::INFO),
         }
     }
 }
@@ -264,8 +288,8 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let header = self.settings.header.clone();
-        let context = RequestContext::new(RequestId::from_header(req.headers().get(&header)));
-        context.attach(&mut req.extensions_mut());
+        let rid = RequestId::from_header(req.headers().get(&header));
+        let context = RequestContext::new(rid, req.head());
         // With `log_probes` off, a Dockerflow endpoint gets no summary line; the lines it logs
         // (a heartbeat hook's, a failing check's) still carry its id.
         let summarised = self.settings.log_probes || !crate::is_endpoint_path(req.path());

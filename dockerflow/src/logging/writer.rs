@@ -402,7 +402,7 @@ mod tests {
 
     /// Marks this thread as handling a request until the guard is dropped.
     fn request() -> Entered {
-        RequestContext::new(RequestId::random()).enter()
+        RequestContext::new(RequestId::random(), &Default::default()).enter()
     }
 
     /// A sink that keeps each `write` call apart, and can be held shut.
