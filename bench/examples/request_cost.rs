@@ -1,7 +1,9 @@
-//! What one request costs in instructions, for `valgrind --tool=callgrind`: `/__lbheartbeat__`
-//! called in-process (`actix_web::test::call_service`, no network) `count` times on the app as
-//! `variant` builds it, with the subscriber `logging::init` installs writing to `/dev/null`
-//! through a `BatchWriter`.
+//! What one request costs in instructions, for `valgrind --tool=callgrind`: `path`
+//! (`/__lbheartbeat__` unless given) called in-process (`actix_web::test::call_service`, no
+//! network) `count` times on the app as `variant` builds it, with the subscriber
+//! `logging::init` installs writing to `/dev/null` through a `BatchWriter`. `/__version__`
+//! serves a small `version.json` written to the temporary directory; `/__heartbeat__` runs
+//! no check.
 //!
 //! ```text
 //! cargo build --release -p dockerflow-bench --example request_cost
@@ -19,30 +21,36 @@ use dockerflow::Dockerflow;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: request_cost bare|quiet|logged <count>";
+    let usage = "usage: request_cost bare|quiet|logged <count> [path]";
     let variant = args.next().ok_or(usage)?;
     let count: u32 = args.next().ok_or(usage)?.parse()?;
+    let path = args.next().unwrap_or_else(|| "/__lbheartbeat__".to_owned());
     let sink = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
     Setup::new("request-cost")
         .environment([("RUST_LOG", "info")])
         .writer(BatchWriter::new(sink))
         .init()?;
+    let probes = if variant == "quiet" { "false" } else { "true" };
+    let version = std::env::temp_dir().join(format!("request-cost-{}.json", std::process::id()));
+    std::fs::write(
+        &version,
+        r#"{"source":"https://github.com/mozilla-services/dockerflow","version":"1.0.0","commit":"0000000","build":"bench"}"#,
+    )?;
     let dockerflow = Dockerflow::builder()
-        .environment([(
-            "DOCKERFLOW_LOG_PROBES",
-            if variant == "quiet" { "false" } else { "true" },
-        )])
+        .environment([
+            ("DOCKERFLOW_LOG_PROBES", probes),
+            ("DOCKERFLOW_VERSION_FILE", &*version.to_string_lossy()),
+        ])
+        .only_checks(std::iter::empty::<String>())
         .build()?;
     actix_web::rt::System::new().block_on(async move {
         macro_rules! run {
             ($app:expr) => {{
                 let app = test::init_service($app).await;
                 for _ in 0..count {
-                    let req = test::TestRequest::get()
-                        .uri("/__lbheartbeat__")
-                        .to_request();
+                    let req = test::TestRequest::get().uri(&path).to_request();
                     let res = test::call_service(&app, req).await;
-                    assert!(res.status().is_success());
+                    assert!(res.status().is_success(), "{}", res.status());
                 }
             }};
         }
@@ -56,5 +64,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     dockerflow::logging::flush();
+    std::fs::remove_file(&version)?;
     Ok(())
 }
