@@ -7,7 +7,8 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -37,6 +38,8 @@ pub(crate) enum VersionAnswer {
 }
 
 pub(crate) struct VersionFile {
+    /// Tells this file's answers from another's in a worker's copy ([`LOCAL`]).
+    id: u64,
     configured: Option<PathBuf>,
     /// The version compiled in, served when no file exists.
     compiled: Option<Bytes>,
@@ -52,12 +55,27 @@ struct Cached {
     answer: VersionAnswer,
 }
 
+/// A worker's copy of the last answer of one version file: workers answering side by side
+/// then share no lock and no reference count (each a cache line both cores would pull back
+/// and forth), and a file is still looked at again once a second.
+struct Local {
+    id: u64,
+    checked: Instant,
+    answer: VersionAnswer,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
 impl VersionFile {
     pub(crate) fn new(
         configured: Option<PathBuf>,
         compiled: Option<&CompiledVersion>,
     ) -> Arc<Self> {
+        static IDS: AtomicU64 = AtomicU64::new(0);
         Arc::new(VersionFile {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             configured,
             compiled: compiled.map(|v| Bytes::from(v.to_json().to_string())),
             cache: Mutex::new(None),
@@ -100,12 +118,34 @@ impl VersionFile {
         cache.as_ref().map(|c| c.answer.clone())
     }
 
+    /// The answer of the last look, unless it is older than [`RECHECK`]: this worker's copy
+    /// when it has one, else the shared one (then copied for this worker).
     fn fresh(&self) -> Option<VersionAnswer> {
+        let local = LOCAL.with(|local| {
+            local
+                .borrow()
+                .as_ref()
+                .filter(|l| l.id == self.id && l.checked.elapsed() < RECHECK)
+                .map(|l| l.answer.clone())
+        });
+        if local.is_some() {
+            return local;
+        }
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .as_ref()
-            .filter(|c| c.checked.elapsed() < RECHECK)
-            .map(|c| c.answer.clone())
+        let cached = cache.as_ref().filter(|c| c.checked.elapsed() < RECHECK)?;
+        // The worker's own bytes: their reference count is not shared with other workers.
+        let answer = match &cached.answer {
+            VersionAnswer::Found(bytes) => VersionAnswer::Found(Bytes::copy_from_slice(bytes)),
+            other => other.clone(),
+        };
+        LOCAL.with(|local| {
+            *local.borrow_mut() = Some(Local {
+                id: self.id,
+                checked: cached.checked,
+                answer: answer.clone(),
+            });
+        });
+        Some(answer)
     }
 
     /// Looks at the file (blocking): reads it again only when it changed.
