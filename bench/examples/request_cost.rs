@@ -12,8 +12,9 @@
 //! ```
 //!
 //! The difference of the two totals divided by 10,000 is the cost of a request, start-up
-//! left out. Variants: `bare` (the endpoints, no middleware), `quiet` (the middleware with
-//! `DOCKERFLOW_LOG_PROBES=false`), `logged` (a summary line per request).
+//! left out. Variants: `handler` (a bare actix-web handler answering 200 on the same path, the
+//! baseline of the benchmarks), `bare` (the endpoints, no middleware), `quiet` (the middleware
+//! with `DOCKERFLOW_LOG_PROBES=false`), `logged` (a summary line per request).
 
 use actix_web::{test, App};
 use dockerflow::logging::{BatchWriter, Setup};
@@ -21,7 +22,7 @@ use dockerflow::Dockerflow;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: request_cost bare|quiet|logged <count> [path]";
+    let usage = "usage: request_cost handler|bare|quiet|logged <count> [path]";
     let variant = args.next().ok_or(usage)?;
     let count: u32 = args.next().ok_or(usage)?.parse()?;
     let path = args.next().unwrap_or_else(|| "/__lbheartbeat__".to_owned());
@@ -56,6 +57,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let summary = dockerflow.request_summary();
         match variant.as_str() {
+            "handler" => run!(App::new().route(
+                &path,
+                actix_web::web::get().to(|| async { actix_web::HttpResponse::Ok().finish() })
+            )),
             "bare" => run!(App::new().configure(|cfg| dockerflow.configure(cfg))),
             "quiet" | "logged" => run!(App::new()
                 .configure(|cfg| dockerflow.configure(cfg))

@@ -5,9 +5,9 @@
 //! regular file is read, never more than [`MAX_LEN`] of it, and only one read is under way at a
 //! time (a request that comes while one is stuck gets the last answer, or a 500).
 
+use std::cell::RefCell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
