@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, Either, HttpRequest, HttpResponse, Responder, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, Responder, ResponseError};
+use futures_util::future::Either;
 use subtle::ConstantTimeEq;
 
 use crate::check::AppData;
@@ -39,9 +40,14 @@ impl Dockerflow {
         mount(cfg, "/__lbheartbeat__", lbheartbeat);
 
         let df = Arc::clone(inner);
-        let version = move |_| {
-            let df = Arc::clone(&df);
-            async move { version(df).await }
+        // The answer of the last look, when it is fresh, is given before the future is made:
+        // no reference count moves (only a look at the file needs `df` in the future).
+        let version = move |_| match df.version.fresh() {
+            Some(answer) => Either::Left(std::future::ready(version_response(answer))),
+            None => {
+                let df = Arc::clone(&df);
+                Either::Right(async move { version_response(df.version.answer().await) })
+            }
         };
         mount(cfg, "/__version__", version);
 
@@ -78,8 +84,8 @@ where
             let answer = matches!(*req.method(), Method::GET | Method::HEAD).then(|| handler(req));
             async move {
                 match answer {
-                    Some(answer) => Either::Left(answer.await),
-                    None => Either::Right(method_not_allowed()),
+                    Some(answer) => actix_web::Either::Left(answer.await),
+                    None => actix_web::Either::Right(method_not_allowed()),
                 }
             }
         }));
@@ -118,8 +124,8 @@ fn lbheartbeat(df: &Inner) -> HttpResponse {
     no_store(StatusCode::OK).finish()
 }
 
-async fn version(df: Arc<Inner>) -> HttpResponse {
-    match df.version.answer().await {
+fn version_response(answer: VersionAnswer) -> HttpResponse {
+    match answer {
         VersionAnswer::Found(bytes) => no_store(StatusCode::OK)
             .content_type("application/json")
             .body(bytes),

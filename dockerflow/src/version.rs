@@ -120,7 +120,7 @@ impl VersionFile {
 
     /// The answer of the last look, unless it is older than [`RECHECK`]: this worker's copy
     /// when it has one, else the shared one (then copied for this worker).
-    fn fresh(&self) -> Option<VersionAnswer> {
+    pub(crate) fn fresh(&self) -> Option<VersionAnswer> {
         let local = LOCAL.with(|local| {
             local
                 .borrow()
