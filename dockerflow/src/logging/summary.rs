@@ -1,5 +1,6 @@
-//! [`RequestSummary`]: the middleware that gives each request its id, a span carrying it, and
-//! one `request.summary` log line.
+//! [`RequestSummary`]: the middleware that gives each request its id, makes the request
+//! current while it is handled (for the `rid` of its lines), and logs one `request.summary`
+//! line.
 
 use std::fmt;
 use std::future::{ready, Ready};
