@@ -92,6 +92,10 @@ where
     }
 }
 
+/// `application/json`, as a static header value: a `&str` would be copied into a new one on
+/// every request (an allocation, for `/__version__` and `/__heartbeat__`).
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
 fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::build(status);
     builder.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
@@ -127,10 +131,10 @@ fn lbheartbeat(df: &Inner) -> HttpResponse {
 fn version_response(answer: VersionAnswer) -> HttpResponse {
     match answer {
         VersionAnswer::Found(bytes) => no_store(StatusCode::OK)
-            .content_type("application/json")
+            .content_type(APPLICATION_JSON)
             .body(bytes),
         VersionAnswer::Missing => no_store(StatusCode::NOT_FOUND)
-            .content_type("text/plain; charset=utf-8")
+            .content_type(HeaderValue::from_static("text/plain; charset=utf-8"))
             .body("version.json not found"),
         VersionAnswer::Broken(reason) => {
             tracing::error!(target: "dockerflow::version", error = %reason, "cannot serve /__version__");
@@ -175,7 +179,7 @@ async fn heartbeat(df: Arc<Inner>, req: HttpRequest) -> HttpResponse {
     } else {
         run.body(details)
     };
-    no_store(status).content_type("application/json").body(body)
+    no_store(status).content_type(APPLICATION_JSON).body(body)
 }
 
 /// What a heartbeat request asks for in its query string: `check=a,b` keeps only those checks,
