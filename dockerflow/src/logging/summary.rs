@@ -238,22 +238,23 @@ impl Summary {
         if direct::write(level, &line) {
             return;
         }
+        // Otherwise the event, with the same values.
         macro_rules! summary {
             ($level:expr) => {
                 tracing::event!(
                     target: "request.summary",
                     $level,
-                    agent = &*agent,
-                    lang = &*lang,
-                    method = self.method.as_str(),
-                    path = &*path,
-                    code,
-                    errno,
-                    t,
-                    rid = self.context.rid().as_str(),
-                    uid,
-                    querystring,
-                    error,
+                    agent = line.agent,
+                    lang = line.lang,
+                    method = line.method,
+                    path = line.path,
+                    code = line.code,
+                    errno = line.errno,
+                    t = line.t,
+                    rid = line.rid,
+                    uid = line.uid,
+                    querystring = line.querystring,
+                    error = line.error,
                 )
             };
         }
