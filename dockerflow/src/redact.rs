@@ -70,6 +70,12 @@ pub fn add_secret(secret: impl Into<String>) {
     GENERATION.fetch_add(1, Ordering::Release);
 }
 
+/// Whether any secret was added: without one, a text with no `:` and no `=` is given back
+/// unchanged by [`redacted`].
+pub(crate) fn any_secret() -> bool {
+    GENERATION.load(Ordering::Acquire) != 0
+}
+
 /// `text` with URL passwords, `password=...` values and configured secrets masked as `***`.
 ///
 /// ```
@@ -246,6 +252,21 @@ fn mask_key_values(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redacted_text_is_left_as_it_is() {
+        // The summary's path and error are redacted before the event and again by the layer.
+        for text in [
+            "redis://:s3cret@127.0.0.1:6379/0 refused",
+            "mysql://root@localhost/test",
+            "host=db password=hunter2 port=5432",
+            "/search?q=1&token=abc",
+            "plain text",
+        ] {
+            let once = redact(text);
+            assert_eq!(redact(&once), once, "{text}");
+        }
+    }
 
     #[test]
     fn masks_url_passwords_and_keeps_the_rest() {

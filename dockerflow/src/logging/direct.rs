@@ -14,9 +14,8 @@ use std::sync::OnceLock;
 
 use tracing::{Dispatch, Level};
 
-use super::mozlog::{push_json_str, severity, start_line, with_scratch, Middle};
+use super::mozlog::{push_redacted_json_str, severity, start_line, with_scratch, Middle};
 use super::BatchWriter;
-use crate::redact::redacted;
 
 /// What writing a summary line straight needs, set by [`init`](super::init).
 pub(super) struct Direct {
@@ -38,7 +37,7 @@ pub(super) fn enable(middle: Middle, writer: BatchWriter, is_ours: fn(&Dispatch)
     });
 }
 
-/// The fields of a `request.summary` line, in the order of the event's.
+/// The fields of a `request.summary` line, in the order of the event's, not yet redacted.
 pub(crate) struct SummaryLine<'a> {
     pub(crate) agent: &'a str,
     pub(crate) lang: &'a str,
@@ -91,11 +90,13 @@ pub(crate) fn write(level: Level, summary: &SummaryLine<'_>) -> bool {
     true
 }
 
-/// The `Fields` of the line, as the layer renders the event's: every string redacted.
+/// The `Fields` of the line, as the layer renders the event's: every string redacted (once:
+/// the event's path, querystring and error are redacted before the layer redacts them again,
+/// which leaves a redacted text as it is).
 fn render(line: &mut Vec<u8>, summary: &SummaryLine<'_>) {
     let text = |line: &mut Vec<u8>, key: &[u8], value: &str| {
         line.extend_from_slice(key);
-        push_json_str(line, &redacted(value));
+        push_redacted_json_str(line, value);
     };
     let number = |line: &mut Vec<u8>, key: &[u8], value: u64| {
         line.extend_from_slice(key);

@@ -202,6 +202,21 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// `text` [redacted](crate::redact::redact), as a JSON string: what every string of a line
+/// becomes. A text with nothing to escape, no `:` or `=` and no secret configured (most paths,
+/// ids, methods and agents) is copied after one pass over it; any other goes through both
+/// steps.
+pub(super) fn push_redacted_json_str(out: &mut Vec<u8>, text: &str) {
+    if attention_prefix(text.as_bytes(), true) == text.len() && !crate::redact::any_secret() {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        push_json_str(out, &redacted(text));
+    }
+}
+
 /// `text` as a JSON string, quotes included: `"` and `\` escaped, control characters as
 /// `\n`, `\t`, … or `\u00XX` (what serde_json writes; the property tests parse it back).
 pub(super) fn push_json_str(out: &mut Vec<u8>, text: &str) {
@@ -231,24 +246,36 @@ pub(super) fn push_json_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
 }
 
-/// How many bytes at the start of `bytes` JSON takes as they are (no `"`, `\` or control
-/// character): eight at a time, with the bit tricks of "Bit Twiddling Hacks", then the tail
-/// through [`ESCAPE`].
+/// How many bytes at the start of `bytes` JSON takes as they are (no `"`, `\\` or control
+/// character).
 fn plain_prefix(bytes: &[u8]) -> usize {
+    attention_prefix(bytes, false)
+}
+
+/// How many bytes at the start of `bytes` need no attention: none that JSON escapes, and with
+/// `redaction`, no `:` or `=` either (the bytes [`redacted`] looks for). Eight bytes at a
+/// time, with the bit tricks of "Bit Twiddling Hacks" (the lowest byte they flag is always
+/// such a byte), then the tail through [`ESCAPE`].
+fn attention_prefix(bytes: &[u8], redaction: bool) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     /// The high bit of each byte of `word` that is zero (exact for the lowest such byte).
     fn zero_bytes(word: u64) -> u64 {
         word.wrapping_sub(ONES) & !word & HIGHS
     }
+    let attention = |b: u8| ESCAPE[usize::from(b)] != 0 || (redaction && (b == b':' || b == b'='));
     let mut chunks = bytes.chunks_exact(8);
     let mut done = 0;
     for chunk in &mut chunks {
         let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-        let found = control
+        let mut found = control
             | zero_bytes(word ^ (ONES * u64::from(b'"')))
             | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        if redaction {
+            found |= zero_bytes(word ^ (ONES * u64::from(b':')))
+                | zero_bytes(word ^ (ONES * u64::from(b'=')));
+        }
         if found != 0 {
             return done + (found.trailing_zeros() / 8) as usize;
         }
@@ -257,7 +284,7 @@ fn plain_prefix(bytes: &[u8]) -> usize {
     done + chunks
         .remainder()
         .iter()
-        .position(|&b| ESCAPE[usize::from(b)] != 0)
+        .position(|&b| attention(b))
         .unwrap_or(chunks.remainder().len())
 }
 
@@ -403,7 +430,7 @@ impl Visitor<'_> {
                 return;
             }
         }
-        self.put(field, |out| push_json_str(out, &redacted(text)));
+        self.put(field, |out| push_redacted_json_str(out, text));
     }
 
     fn put_integer<T: itoa::Integer>(&mut self, field: &Field, value: T) {
@@ -682,11 +709,11 @@ where
                 let Some(request) = request else { return };
                 if !fields.has("rid") {
                     fields.push("rid", |out| {
-                        push_json_str(out, &redacted(request.rid().as_str()));
+                        push_redacted_json_str(out, request.rid().as_str());
                     });
                 }
                 if let Some(uid) = request.uid().filter(|_| !fields.has("uid")) {
-                    fields.push("uid", |out| push_json_str(out, &redacted(&uid)));
+                    fields.push("uid", |out| push_redacted_json_str(out, &uid));
                 }
             });
 
@@ -863,6 +890,34 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("cannot open /etc/app.toml")]
     struct Inner(#[source] io::Error);
+
+    proptest::proptest! {
+        /// The one-pass shortcut writes what redacting, then escaping, writes: the same bytes
+        /// for any text, and for texts built from the bytes both steps look for.
+        #[test]
+        fn redacted_json_strings_match_the_two_steps(
+            text in "(\\PC|[\":=\\\\\\x00-\\x1f@/]|password|://u:p@h){0,40}"
+        ) {
+            let mut fused = Vec::new();
+            push_redacted_json_str(&mut fused, &text);
+            let mut steps = Vec::new();
+            push_json_str(&mut steps, &redacted(&text));
+            proptest::prop_assert_eq!(fused, steps);
+        }
+    }
+
+    #[test]
+    fn redacted_json_strings_mask_what_redaction_masks() {
+        let mut out = Vec::new();
+        push_redacted_json_str(&mut out, "postgres://app:hunter2@db/app");
+        assert_eq!(out, br#""postgres://app:***@db/app""#);
+        out.clear();
+        push_redacted_json_str(&mut out, "/__lbheartbeat__");
+        assert_eq!(out, br#""/__lbheartbeat__""#);
+        out.clear();
+        push_redacted_json_str(&mut out, "a\"b");
+        assert_eq!(out, br#""a\"b""#);
+    }
 
     #[test]
     fn error_chains_name_every_cause_once() {

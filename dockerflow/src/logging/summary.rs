@@ -127,9 +127,16 @@ where
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
+        // Each worker gets its own copy: a header name is reference-counted, and a count shared
+        // by the workers would move between their cores on every request.
+        let header = HeaderName::from_bytes(self.settings.header.as_str().as_bytes())
+            .unwrap_or_else(|_| self.settings.header.clone());
         ready(Ok(RequestSummaryMiddleware {
             service,
-            settings: Arc::clone(&self.settings),
+            settings: Arc::new(Settings {
+                header,
+                ..*self.settings
+            }),
         }))
     }
 }
@@ -207,38 +214,36 @@ impl Summary {
         let errno = if code >= 500 { code } else { 0 };
         let t = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let uid = self.context.uid();
-        let uid = uid.as_deref();
-        // Redacted here, so that no subscriber can log a secret from a path or an error.
-        let path = redacted(self.uri.path());
-        let querystring = self
-            .log_querystring
-            .then(|| redacted(self.uri.query().unwrap_or_default()));
-        let querystring = querystring.as_deref();
-        let error = error.map(redacted);
-        let error = error.as_deref();
         let agent = header_text(self.agent.as_ref());
         let lang = header_text(self.lang.as_ref());
         let level = match error {
             Some(_) => tracing::Level::ERROR,
             None => tracing::Level::INFO,
         };
+        // Written straight, every text is redacted as it is written.
         let line = direct::SummaryLine {
             agent: &agent,
             lang: &lang,
             method: self.method.as_str(),
-            path: &path,
+            path: self.uri.path(),
             code,
             errno,
             t,
             rid: self.context.rid().as_str(),
-            uid,
-            querystring,
+            uid: uid.as_deref(),
+            querystring: self
+                .log_querystring
+                .then(|| self.uri.query().unwrap_or_default()),
             error,
         };
         if direct::write(level, &line) {
             return;
         }
-        // Otherwise the event, with the same values.
+        // Otherwise the event, with the same values; the texts that can carry a secret are
+        // redacted here, so that no subscriber can log one from a path or an error.
+        let path = redacted(line.path);
+        let querystring = line.querystring.map(redacted);
+        let error = line.error.map(redacted);
         macro_rules! summary {
             ($level:expr) => {
                 tracing::event!(
@@ -247,14 +252,14 @@ impl Summary {
                     agent = line.agent,
                     lang = line.lang,
                     method = line.method,
-                    path = line.path,
+                    path = &*path,
                     code = line.code,
                     errno = line.errno,
                     t = line.t,
                     rid = line.rid,
                     uid = line.uid,
-                    querystring = line.querystring,
-                    error = line.error,
+                    querystring = querystring.as_deref(),
+                    error = error.as_deref(),
                 )
             };
         }
