@@ -207,7 +207,8 @@ fn hostname() -> String {
 /// ids, methods and agents) is copied after one pass over it; any other goes through both
 /// steps.
 pub(super) fn push_redacted_json_str(out: &mut Vec<u8>, text: &str) {
-    if attention_prefix(text.as_bytes(), true) == text.len() && !crate::redact::any_secret() {
+    // The secrets first: with one configured, the scan would be wasted.
+    if !crate::redact::any_secret() && attention_prefix(text.as_bytes(), true) == text.len() {
         out.reserve(text.len() + 2);
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
@@ -246,7 +247,7 @@ pub(super) fn push_json_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
 }
 
-/// How many bytes at the start of `bytes` JSON takes as they are (no `"`, `\\` or control
+/// How many bytes at the start of `bytes` JSON takes as they are (no `"`, `\` or control
 /// character).
 fn plain_prefix(bytes: &[u8]) -> usize {
     attention_prefix(bytes, false)
