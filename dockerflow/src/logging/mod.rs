@@ -65,11 +65,13 @@
 //! directive in `RUST_LOG`, `DOCKERFLOW_LOG_FORMAT=text` or a subscriber you compose, the
 //! summary is a `tracing` event as any other.
 //!
-//! A line logged while a request is handled is copied into memory, and a thread of its own
-//! (`dockerflow-log`) writes the lines waiting, many to a `write` system call, at most
-//! [`FLUSH_INTERVAL`] (1 ms) after the first of them ([`BatchWriter`]): under load a request
-//! pays for a copy, not for a system call. Every other line (start-up, shutdown, background
-//! threads) is written at once, after the lines waiting, so lines never overtake each other.
+//! A line logged while a request is handled is copied into a buffer of the worker's own, and a
+//! thread of its own (`dockerflow-log`) writes the lines waiting, many to a `write` system call,
+//! at most [`FLUSH_INTERVAL`] (1 ms) after the first of them ([`BatchWriter`]): under load a
+//! request pays for a copy, not for a system call or a lock the workers share. Every other line
+//! (start-up, shutdown, background threads) is written at once, after the lines waiting, so a
+//! thread's lines never overtake each other; across workers, a batch holds one worker's lines,
+//! then the next one's.
 //! Each line is written whole, none is dropped (a blocked stdout holds requests back, as a
 //! blocking write would), and the lines waiting are written when the server stops,
 //! when [`Dockerflow::serve`](crate::Dockerflow::serve) returns and when the thread that called

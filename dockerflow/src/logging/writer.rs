@@ -1,11 +1,14 @@
 //! [`BatchWriter`]: where the log lines go. Lines logged while a request is handled are handed
-//! over in memory and written in batches by a thread of its own, so a request pays for a copy
-//! instead of a system call; every other line is written at once, after everything handed over
-//! before it.
+//! over in memory, in a buffer of the logging thread's own, and written in batches by a thread
+//! of its own, so a request pays for a copy instead of a system call (and the workers share no
+//! lock per line); every other line is written at once, after everything handed over before
+//! it.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Write};
 use std::mem;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -16,12 +19,13 @@ use tracing_subscriber::fmt::MakeWriter;
 /// line and writes it at once.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Past this many bytes waiting, the writer thread is woken before its interval ends.
+/// Past this many bytes waiting in a thread's buffer, the writer thread is woken before its
+/// interval ends.
 const EARLY: usize = 64 * 1024;
 
-/// Past this many bytes waiting (the writer is stuck: a full pipe, a slow disk), a request's
-/// line waits for room, as a write to a full pipe would: memory stays bounded and no line is
-/// dropped.
+/// Past this many bytes waiting in a thread's buffer (the writer is stuck: a full pipe, a slow
+/// disk), the thread's next line waits for the writer thread to take them, as a write to a full
+/// pipe would: memory stays bounded and no line is dropped.
 const LIMIT: usize = 1024 * 1024;
 
 /// A writer for [`Setup::writer`](crate::logging::Setup::writer) and
@@ -31,9 +35,12 @@ const LIMIT: usize = 1024 * 1024;
 ///
 /// - A line logged while a request is handled (inside
 ///   [`RequestSummary`](crate::logging::RequestSummary), the summary line included) is copied
-///   into memory; the writer thread writes the lines waiting, in the order
-///   they were logged, at most [`FLUSH_INTERVAL`] after the first of them, many lines to a
-///   `write` system call. An idle writer thread is woken by a line and writes it at once.
+///   into a buffer of the thread that logs it (a worker), which no other worker touches; the
+///   writer thread takes every buffer's lines at most [`FLUSH_INTERVAL`] after the first of
+///   them and writes them, many lines to a `write` system call. Each thread's lines keep the
+///   order it logged them in; within one batch, the lines of one worker come before the next
+///   worker's (their `Timestamp`s tell the order across workers, to the millisecond of a
+///   batch). An idle writer thread is woken by a line and writes it at once.
 /// - Any other line (start-up, shutdown, background threads, a command that logs and exits) is
 ///   written at once on the thread that logs it, after every line waiting, so lines never
 ///   overtake each other and a process that exits right after logging loses nothing.
@@ -43,8 +50,8 @@ const LIMIT: usize = 1024 * 1024;
 ///   processes write to; on a regular file (a `File` given to [`new`](Self::new), or stdout
 ///   redirected to one), at most 64 KiB, which the kernel appends whole and for a third of the
 ///   system time of 4 KiB writes.
-///   Nothing is dropped: when 1 MiB is waiting (the output is blocked), a request's line waits
-///   for room, as a write to a blocked stdout would.
+///   Nothing is dropped: when 1 MiB of a thread's lines is waiting (the output is blocked),
+///   its next line waits for the writer thread, as a write to a blocked stdout would.
 /// - [`flush`](Self::flush) (and [`logging::flush`](crate::logging::flush) for stdout) returns
 ///   once every line logged before it is written; [`Dockerflow::serve`](crate::Dockerflow::serve)
 ///   calls it when the server has stopped. A process killed with `SIGKILL` under load loses the
@@ -77,25 +84,42 @@ struct Handle {
 }
 
 struct Shared {
+    /// Tells this writer's slots apart from other writers' in a thread's list ([`SLOTS`]).
+    id: u64,
     state: Mutex<State>,
     /// Wakes the writer thread.
     work: Condvar,
-    /// Wakes the threads waiting for room or for a flush.
+    /// Wakes the threads waiting for a round of the writer thread (a flush, a full slot).
     done: Condvar,
     /// The destination; held while a batch or a line is written to it.
     sink: Mutex<Box<dyn Write + Send>>,
     /// The most one `write` of a batch holds ([`write_size`]).
     write_size: usize,
+    /// A slot for each thread that has logged a request's line: the lines it handed over and
+    /// the writer thread has not taken yet.
+    slots: Mutex<Vec<Arc<Slot>>>,
+    /// `State::running` and `State::idle`, read by each line without taking the state's lock,
+    /// which the threads would otherwise pass between their cores line after line.
+    running: AtomicBool,
+    idle: AtomicBool,
+}
+
+/// One thread's lines waiting for the writer thread. Only that thread adds to them, so their
+/// lock stays on its core but for the moment the writer thread takes them.
+#[derive(Default)]
+struct Slot {
+    lines: Mutex<Vec<u8>>,
 }
 
 #[derive(Default)]
 struct State {
-    /// Lines handed over and not yet taken by the writer thread.
-    waiting: Vec<u8>,
-    /// Bytes handed over so far, and bytes of those written so far: a flush waits for the
-    /// second to reach what the first was when it started.
-    queued: u64,
-    written: u64,
+    /// Rounds of the writer thread begun and finished: a round takes every slot's lines and
+    /// writes them. A round begun after a line was handed over has written it once finished.
+    begun: u64,
+    finished: u64,
+    /// The round a flush (or a thread whose slot is full) waits for: the writer thread goes
+    /// on without waiting for more lines until it is finished.
+    wanted: u64,
     /// The writer thread waits for a line, with no deadline: the next line wakes it.
     idle: bool,
     /// Threads waiting on `done`.
@@ -113,6 +137,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The ids of writers ([`Shared::id`]).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's slot of each writer it has logged a request's line to.
+    static SLOTS: RefCell<Vec<(u64, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
+}
+
 impl BatchWriter {
     /// Writes the lines to `sink` (stdout, a file, a pipe) from a new writer thread.
     pub fn new(sink: impl Write + Send + 'static) -> Self {
@@ -123,18 +155,28 @@ impl BatchWriter {
 
     fn with_write_size(sink: Box<dyn Write + Send>, write_size: usize) -> Self {
         let shared = Arc::new(Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             done: Condvar::new(),
             sink: Mutex::new(sink),
             write_size,
+            slots: Mutex::new(Vec::new()),
+            running: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
         });
+        // Running before the thread starts, which stops when it finds itself not running.
+        lock(&shared.state).running = true;
+        shared.running.store(true, Ordering::Release);
         let for_thread = Arc::clone(&shared);
         let started = std::thread::Builder::new()
             .name("dockerflow-log".to_owned())
             .spawn(move || for_thread.run());
-        // Without a thread of its own, every line is written at once.
-        lock(&shared.state).running = started.is_ok();
+        if started.is_err() {
+            // Without a thread of its own, every line is written at once.
+            lock(&shared.state).running = false;
+            shared.running.store(false, Ordering::Release);
+        }
         let mut live = lock(&LIVE);
         live.retain(|writer| writer.strong_count() > 0);
         live.push(Arc::downgrade(&shared));
@@ -176,134 +218,212 @@ impl Drop for Handle {
 }
 
 impl Shared {
-    /// Hands a line over to the writer thread, or writes it at once when there is none.
+    /// Hands a line over to the writer thread, in this thread's slot, or writes it at once
+    /// when there is no writer thread.
     fn hand_over(&self, line: &[u8]) {
-        let mut state = lock(&self.state);
-        while state.running && state.waiting.len() >= LIMIT {
-            state = self.wait_done(state);
-        }
-        if !state.running {
-            drop(state);
-            self.write_now(line);
-            return;
-        }
-        state.waiting.extend_from_slice(line);
-        state.queued += line.len() as u64;
-        let wake = state.idle || state.waiting.len() >= EARLY;
-        if wake {
-            state.idle = false;
-        }
-        drop(state);
-        if wake {
-            self.work.notify_one();
+        loop {
+            if !self.running.load(Ordering::Acquire) {
+                self.write_now(line);
+                return;
+            }
+            // `None`: the slot is full (the writer is stuck: a full pipe, a slow disk).
+            let added = self.with_slot(|slot| {
+                let mut lines = lock(&slot.lines);
+                if lines.len() >= LIMIT {
+                    return None;
+                }
+                lines.extend_from_slice(line);
+                Some(lines.len())
+            });
+            match added {
+                // This thread is ending (its slots are gone): nothing to batch with.
+                Err(_) => {
+                    self.write_now(line);
+                    return;
+                }
+                // Wait for a round of the writer thread to take the slot's lines, as a write
+                // to a full pipe waits: memory stays bounded and no line is dropped.
+                Ok(None) => self.flush(),
+                Ok(Some(waiting)) => {
+                    // The writer thread marks itself idle before it looks at the slots a last
+                    // time, and this line was added under the slot's lock: either it saw the
+                    // line, or this sees it idle.
+                    let early = waiting >= EARLY && waiting - line.len() < EARLY;
+                    if early || self.idle.load(Ordering::Acquire) {
+                        self.wake();
+                    }
+                    return;
+                }
+            }
         }
     }
 
-    /// Writes `line` on this thread, after the lines waiting.
+    /// Runs `f` on this thread's slot, made and registered on its first line.
+    fn with_slot<R>(&self, f: impl FnOnce(&Slot) -> R) -> Result<R, std::thread::AccessError> {
+        SLOTS.try_with(|slots| {
+            let mut slots = slots.borrow_mut();
+            if let Some((_, slot)) = slots.iter().find(|(id, _)| *id == self.id) {
+                return f(slot);
+            }
+            // The slots of writers gone are held by this list alone.
+            slots.retain(|(_, slot)| Arc::strong_count(slot) > 1);
+            let slot = Arc::new(Slot::default());
+            lock(&self.slots).push(Arc::clone(&slot));
+            slots.push((self.id, Arc::clone(&slot)));
+            f(&slot)
+        })
+    }
+
+    /// Ends the writer thread's wait: it is idle, or a slot has [`EARLY`] bytes.
+    fn wake(&self) {
+        let mut state = lock(&self.state);
+        state.idle = false;
+        self.idle.store(false, Ordering::Release);
+        drop(state);
+        self.work.notify_one();
+    }
+
+    /// Takes every slot's lines that wait, one buffer a slot (each thread's lines in the order
+    /// it logged them), into `taken`. Each slot gets an empty buffer from `spares` in
+    /// exchange: the buffers go round instead of being made anew, and no line is copied again.
+    fn take_slots(&self, taken: &mut Vec<Vec<u8>>, spares: &mut Vec<Vec<u8>>) {
+        let mut slots = lock(&self.slots);
+        for slot in slots.iter() {
+            let mut lines = lock(&slot.lines);
+            if lines.is_empty() {
+                continue;
+            }
+            taken.push(mem::replace(&mut *lines, spares.pop().unwrap_or_default()));
+        }
+        // A thread that has ended leaves its slot to this list alone; it is empty now.
+        slots.retain(|slot| Arc::strong_count(slot) > 1 || !lock(&slot.lines).is_empty());
+    }
+
+    /// Writes the buffers `take_slots` took, and gives them back to `spares`, emptied.
+    fn write_taken(
+        &self,
+        sink: &mut dyn Write,
+        taken: &mut Vec<Vec<u8>>,
+        spares: &mut Vec<Vec<u8>>,
+    ) {
+        for mut lines in taken.drain(..) {
+            write_lines(sink, &lines, self.write_size);
+            if lines.capacity() <= LIMIT {
+                lines.clear();
+                spares.push(lines);
+            }
+        }
+    }
+
+    /// Any slot holds a line.
+    fn any_waiting(&self) -> bool {
+        lock(&self.slots)
+            .iter()
+            .any(|slot| !lock(&slot.lines).is_empty())
+    }
+
+    /// Writes `line` on this thread, after every line waiting in the slots.
     fn write_now(&self, line: &[u8]) {
         // The sink first: a batch the writer thread has taken is written before this line.
         let mut sink = lock(&self.sink);
-        let waiting = {
-            let mut state = lock(&self.state);
-            state.queued += line.len() as u64;
-            mem::take(&mut state.waiting)
-        };
-        write_lines(&mut **sink, &waiting, self.write_size);
+        let mut taken = Vec::new();
+        self.take_slots(&mut taken, &mut Vec::new());
+        self.write_taken(&mut **sink, &mut taken, &mut Vec::new());
         write_lines(&mut **sink, line, self.write_size);
-        drop(sink);
-        self.written((waiting.len() + line.len()) as u64);
     }
 
-    /// Counts `bytes` as written, and wakes the threads waiting for room or a flush.
-    fn written(&self, bytes: u64) {
-        let mut state = lock(&self.state);
-        state.written += bytes;
-        let waiters = state.waiters > 0;
-        drop(state);
-        if waiters {
-            self.done.notify_all();
-        }
-    }
-
+    /// Returns once a round of the writer thread begun after this call has finished: every
+    /// line handed over before is written. Without a writer thread, writes them on this one.
     fn flush(&self) {
         let mut state = lock(&self.state);
-        let target = state.queued;
-        if state.written >= target {
+        if !state.running {
+            drop(state);
+            self.write_now(&[]);
             return;
         }
+        let round = state.begun + 1;
+        state.wanted = state.wanted.max(round);
         state.idle = false;
+        self.idle.store(false, Ordering::Release);
         self.work.notify_one();
-        while state.running && state.written < target {
-            state = self.wait_done(state);
+        while state.running && state.finished < round {
+            state.waiters += 1;
+            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+            state.waiters -= 1;
+        }
+        if !state.running && state.finished < round {
+            // The writer thread stopped (its sink panicked): what it left is written here.
+            drop(state);
+            self.write_now(&[]);
         }
     }
 
-    /// Waits until the writer thread has written something (counted among the waiters, whom
-    /// it wakes).
-    fn wait_done<'a>(&self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        state.waiters += 1;
-        let mut state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
-        state.waiters -= 1;
-        state
-    }
-
-    /// The writer thread: takes what is waiting, writes it, then gathers lines for up to
-    /// [`FLUSH_INTERVAL`] (or until [`EARLY`] bytes wait) before the next write; waits for a
-    /// line with no deadline when none came.
+    /// The writer thread: a round takes every slot's lines and writes them; then it gathers
+    /// lines for up to [`FLUSH_INTERVAL`] (a flush, a slot of [`EARLY`] bytes or the last
+    /// writer gone ends the wait early), or, when the round found none, waits for a line with
+    /// no deadline.
     fn run(&self) {
-        let mut batch = Vec::new();
+        let mut taken = Vec::new();
+        let mut spares = Vec::new();
         loop {
-            let mut state = lock(&self.state);
-            while state.waiting.is_empty() {
-                if state.closing {
-                    state.running = false;
-                    drop(state);
-                    self.done.notify_all();
-                    return;
-                }
-                state.idle = true;
-                state = self.work.wait(state).unwrap_or_else(|p| p.into_inner());
-            }
-            state.idle = false;
-            drop(state);
-
-            // The sink before the batch, as in `write_now`: what is taken is written first.
+            // The sink before the lines, as in `write_now`: what is taken is written first.
             let mut sink = lock(&self.sink);
-            let mut state = lock(&self.state);
-            mem::swap(&mut batch, &mut state.waiting);
-            let room = state.waiters > 0;
-            drop(state);
-            if room {
-                self.done.notify_all();
-            }
+            let round = {
+                let mut state = lock(&self.state);
+                state.begun += 1;
+                state.begun
+            };
+            self.take_slots(&mut taken, &mut spares);
+            let wrote = !taken.is_empty();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                write_lines(&mut **sink, &batch, self.write_size);
+                self.write_taken(&mut **sink, &mut taken, &mut spares);
             }));
             drop(sink);
+            taken.clear();
 
             let mut state = lock(&self.state);
-            state.written += batch.len() as u64;
+            state.finished = round;
             if outcome.is_err() {
                 // A sink that panics: from now on every line is written at once.
                 state.running = false;
+                self.running.store(false, Ordering::Release);
             }
-            let stop = !state.running;
-            let waiters = state.waiters > 0;
-            if batch.capacity() > LIMIT {
-                batch = Vec::new();
-            }
-            batch.clear();
-            if waiters || stop {
+            if state.waiters > 0 || !state.running {
                 self.done.notify_all();
             }
-            if stop {
+            if !state.running {
                 return;
             }
-            if !state.closing && state.waiting.len() < EARLY {
-                // Gather lines for the next write; a flush, a full buffer or the last writer
-                // gone ends the wait early.
-                let _ = self.work.wait_timeout(state, FLUSH_INTERVAL);
+            if state.closing && !wrote {
+                state.running = false;
+                self.running.store(false, Ordering::Release);
+                drop(state);
+                self.done.notify_all();
+                return;
             }
+            if state.wanted > state.finished || state.closing {
+                continue;
+            }
+            if wrote {
+                // Gather lines for the next write.
+                let _ = self.work.wait_timeout(state, FLUSH_INTERVAL);
+                continue;
+            }
+            // Nothing came in a whole interval: wait for the next line, with no deadline.
+            // Idle first, then a last look at the slots (a line added meanwhile sees the
+            // writer idle, and wakes it).
+            state.idle = true;
+            self.idle.store(true, Ordering::SeqCst);
+            if self.any_waiting() {
+                state.idle = false;
+                self.idle.store(false, Ordering::Release);
+                continue;
+            }
+            while state.idle && !state.closing && state.wanted <= state.finished {
+                state = self.work.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            state.idle = false;
+            self.idle.store(false, Ordering::Release);
         }
     }
 }
@@ -623,7 +743,10 @@ mod tests {
         };
         std::thread::sleep(Duration::from_millis(200));
         // About 1 MiB waits (plus the batch the writer thread holds); the rest is held back.
-        let waiting = lock(&writer.shared().state).waiting.len();
+        let waiting: usize = lock(&writer.shared().slots)
+            .iter()
+            .map(|slot| lock(&slot.lines).len())
+            .sum();
         assert!(waiting <= LIMIT + line.len() + 1, "{waiting} bytes waiting");
         let before = logged.load(Ordering::Relaxed);
         assert!(before < 5000, "the producer was not held back");
@@ -667,5 +790,57 @@ mod tests {
         }
         drop(writer);
         assert_eq!(sink.lines().len(), 10);
+    }
+
+    #[test]
+    fn an_idle_writer_thread_is_woken_by_each_first_line() {
+        let sink = Calls::default();
+        let writer = BatchWriter::new(sink.clone());
+        for i in 0..300 {
+            {
+                let _scope = request();
+                log(&writer, &format!("line {i}"));
+            }
+            // No flush: the writer thread, idle between lines, must be woken by each one
+            // (a wake-up lost between its last look at the slots and its sleep leaves the
+            // line waiting for ever).
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while sink.lines().len() <= i {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "line {i} was not written"
+                );
+                std::thread::sleep(Duration::from_micros(50 * (i % 7) as u64));
+            }
+        }
+    }
+
+    #[test]
+    fn the_lines_of_a_thread_that_has_ended_are_written_and_its_slot_let_go() {
+        let sink = Calls::default();
+        let writer = BatchWriter::new(sink.clone());
+        sink.shut.store(true, Ordering::Release);
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let writer = writer.clone();
+                std::thread::spawn(move || {
+                    let _scope = request();
+                    for i in 0..100 {
+                        log(&writer, &format!("{t} {i}"));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        sink.shut.store(false, Ordering::Release);
+        writer.flush();
+        assert_eq!(sink.lines().len(), 400);
+        writer.flush();
+        assert!(
+            lock(&writer.shared().slots).is_empty(),
+            "the slots of ended threads are kept"
+        );
     }
 }
