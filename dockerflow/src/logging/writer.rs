@@ -98,10 +98,13 @@ struct Shared {
     /// A slot for each thread that has logged a request's line: the lines it handed over and
     /// the writer thread has not taken yet.
     slots: Mutex<Vec<Arc<Slot>>>,
-    /// `State::running` and `State::idle`, read by each line without taking the state's lock,
-    /// which the threads would otherwise pass between their cores line after line.
+    /// There is a writer thread (it could be started, and it has not stopped).
     running: AtomicBool,
+    /// The writer thread waits for a line, with no deadline: the next line wakes it.
     idle: AtomicBool,
+    // Both are read by each line without the state's lock (which the threads would otherwise
+    // pass between their cores line after line), and changed with it held, so that a thread
+    // waiting on `work` or `done` sees every change.
 }
 
 /// One thread's lines waiting for the writer thread. Only that thread adds to them, so their
@@ -120,12 +123,8 @@ struct State {
     /// The round a flush (or a thread whose slot is full) waits for: the writer thread goes
     /// on without waiting for more lines until it is finished.
     wanted: u64,
-    /// The writer thread waits for a line, with no deadline: the next line wakes it.
-    idle: bool,
     /// Threads waiting on `done`.
     waiters: usize,
-    /// There is a writer thread (it could be started, and it has not stopped).
-    running: bool,
     /// The last `BatchWriter` is gone: write what is waiting and stop.
     closing: bool,
 }
@@ -162,19 +161,16 @@ impl BatchWriter {
             sink: Mutex::new(sink),
             write_size,
             slots: Mutex::new(Vec::new()),
-            running: AtomicBool::new(false),
+            // Running before the thread starts, which stops when it finds itself not running.
+            running: AtomicBool::new(true),
             idle: AtomicBool::new(false),
         });
-        // Running before the thread starts, which stops when it finds itself not running.
-        lock(&shared.state).running = true;
-        shared.running.store(true, Ordering::Release);
         let for_thread = Arc::clone(&shared);
         let started = std::thread::Builder::new()
             .name("dockerflow-log".to_owned())
             .spawn(move || for_thread.run());
         if started.is_err() {
             // Without a thread of its own, every line is written at once.
-            lock(&shared.state).running = false;
             shared.running.store(false, Ordering::Release);
         }
         let mut live = lock(&LIVE);
@@ -276,8 +272,7 @@ impl Shared {
 
     /// Ends the writer thread's wait: it is idle, or a slot has [`EARLY`] bytes.
     fn wake(&self) {
-        let mut state = lock(&self.state);
-        state.idle = false;
+        let state = lock(&self.state);
         self.idle.store(false, Ordering::Release);
         drop(state);
         self.work.notify_one();
@@ -336,22 +331,21 @@ impl Shared {
     /// line handed over before is written. Without a writer thread, writes them on this one.
     fn flush(&self) {
         let mut state = lock(&self.state);
-        if !state.running {
+        if !self.running.load(Ordering::Acquire) {
             drop(state);
             self.write_now(&[]);
             return;
         }
         let round = state.begun + 1;
         state.wanted = state.wanted.max(round);
-        state.idle = false;
         self.idle.store(false, Ordering::Release);
         self.work.notify_one();
-        while state.running && state.finished < round {
+        while self.running.load(Ordering::Acquire) && state.finished < round {
             state.waiters += 1;
             state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
             state.waiters -= 1;
         }
-        if !state.running && state.finished < round {
+        if state.finished < round {
             // The writer thread stopped (its sink panicked): what it left is written here.
             drop(state);
             self.write_now(&[]);
@@ -379,26 +373,19 @@ impl Shared {
                 self.write_taken(&mut **sink, &mut taken, &mut spares);
             }));
             drop(sink);
-            taken.clear();
 
             let mut state = lock(&self.state);
             state.finished = round;
-            if outcome.is_err() {
-                // A sink that panics: from now on every line is written at once.
-                state.running = false;
+            // A sink that panics: from now on every line is written at once. The last writer
+            // gone: done once a round finds nothing more.
+            let stop = outcome.is_err() || (state.closing && !wrote);
+            if stop {
                 self.running.store(false, Ordering::Release);
             }
-            if state.waiters > 0 || !state.running {
+            if state.waiters > 0 || stop {
                 self.done.notify_all();
             }
-            if !state.running {
-                return;
-            }
-            if state.closing && !wrote {
-                state.running = false;
-                self.running.store(false, Ordering::Release);
-                drop(state);
-                self.done.notify_all();
+            if stop {
                 return;
             }
             if state.wanted > state.finished || state.closing {
@@ -412,17 +399,15 @@ impl Shared {
             // Nothing came in a whole interval: wait for the next line, with no deadline.
             // Idle first, then a last look at the slots (a line added meanwhile sees the
             // writer idle, and wakes it).
-            state.idle = true;
             self.idle.store(true, Ordering::SeqCst);
-            if self.any_waiting() {
-                state.idle = false;
-                self.idle.store(false, Ordering::Release);
-                continue;
+            if !self.any_waiting() {
+                while self.idle.load(Ordering::Acquire)
+                    && !state.closing
+                    && state.wanted <= state.finished
+                {
+                    state = self.work.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
             }
-            while state.idle && !state.closing && state.wanted <= state.finished {
-                state = self.work.wait(state).unwrap_or_else(|p| p.into_inner());
-            }
-            state.idle = false;
             self.idle.store(false, Ordering::Release);
         }
     }
