@@ -61,7 +61,7 @@ impl LogFile {
         let fail = |e: std::io::Error| {
             BenchError::new(format!("cannot read {}: {e}", self.path.display()))
         };
-        // Lines waiting in memory count: they are written within a millisecond.
+        // Lines waiting in memory count: they are written within 5 ms.
         self.writer.flush();
         let mut text = Vec::new();
         File::open(&self.path)

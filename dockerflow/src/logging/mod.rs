@@ -67,7 +67,7 @@
 //!
 //! A line logged while a request is handled is copied into a buffer of the worker's own, and a
 //! thread of its own (`dockerflow-log`) writes the lines waiting, many to a `write` system call,
-//! at most [`FLUSH_INTERVAL`] (1 ms) after the first of them ([`BatchWriter`]): under load a
+//! at most [`FLUSH_INTERVAL`] (5 ms) after the first of them ([`BatchWriter`]): under load a
 //! request pays for a copy, not for a system call or a lock the workers share. Every other line
 //! (start-up, shutdown, background threads) is written at once, after the lines waiting, so a
 //! thread's lines never overtake each other; across workers, a batch holds one worker's lines,
@@ -75,7 +75,7 @@
 //! Each line is written whole, none is dropped (a blocked stdout holds requests back, as a
 //! blocking write would), and the lines waiting are written when the server stops,
 //! when [`Dockerflow::serve`](crate::Dockerflow::serve) returns and when the thread that called
-//! [`init`] ends; a process killed with `SIGKILL` under load loses its last millisecond.
+//! [`init`] ends; a process killed with `SIGKILL` under load loses its last 5 ms of request lines.
 //!
 //! # What a line holds
 //!

@@ -149,7 +149,7 @@ pub struct RequestSummaryMiddleware<S> {
 
 impl<S> Drop for RequestSummaryMiddleware<S> {
     /// The app is going away (its server is stopping): the lines of its requests are written
-    /// now, not up to a millisecond later, when the process may be gone.
+    /// now, not up to 5 ms later, when the process may be gone.
     fn drop(&mut self) {
         crate::logging::flush();
     }
