@@ -287,16 +287,15 @@ impl Shared {
     /// it logged them), into `taken`. Each slot gets an empty buffer from `spares` in
     /// exchange: the buffers go round instead of being made anew, and no line is copied again.
     fn take_slots(&self, taken: &mut Vec<Vec<u8>>, spares: &mut Vec<Vec<u8>>) {
-        let mut slots = lock(&self.slots);
-        for slot in slots.iter() {
+        // One pass, each slot locked once. A thread that has ended leaves its slot to this list
+        // alone: no line can come into it any more, so once its lines are taken it is let go.
+        lock(&self.slots).retain(|slot| {
             let mut lines = lock(&slot.lines);
-            if lines.is_empty() {
-                continue;
+            if !lines.is_empty() {
+                taken.push(mem::replace(&mut *lines, spares.pop().unwrap_or_default()));
             }
-            taken.push(mem::replace(&mut *lines, spares.pop().unwrap_or_default()));
-        }
-        // A thread that has ended leaves its slot to this list alone; it is empty now.
-        slots.retain(|slot| Arc::strong_count(slot) > 1 || !lock(&slot.lines).is_empty());
+            Arc::strong_count(slot) > 1
+        });
     }
 
     /// Writes the buffers `take_slots` took, and gives them back to `spares`, emptied.
