@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use tracing::{Dispatch, Level};
 
-use super::mozlog::{push_redacted_json_str, severity, start_line, with_scratch, Middle};
+use super::mozlog::{push_redacted_json_str, severity, start_line, Middle};
 use super::BatchWriter;
 
 /// What writing a summary line straight needs, set by [`init`](super::init).
@@ -71,9 +71,7 @@ pub(crate) fn write(level: Level, summary: &SummaryLine<'_>) -> bool {
     };
     if enabled {
         let timestamp = super::mozlog::now_ns();
-        with_scratch(|scratch| {
-            let line = &mut scratch.line;
-            line.clear();
+        direct.writer.write_line_with(|line| {
             start_line(
                 line,
                 &direct.middle,
@@ -83,8 +81,6 @@ pub(crate) fn write(level: Level, summary: &SummaryLine<'_>) -> bool {
             );
             render(line, summary);
             line.extend_from_slice(b"}}\n");
-            let mut writer = tracing_subscriber::fmt::MakeWriter::make_writer(&direct.writer);
-            let _ = std::io::Write::write_all(&mut writer, line);
         });
     }
     true
