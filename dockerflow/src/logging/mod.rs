@@ -194,7 +194,7 @@ mod writer;
 pub use self::context::in_current_request;
 pub use self::mozlog::{Format, MozLogLayer, ParseFormatError};
 pub use self::request_id::{RequestId, MAX_LEN as MAX_REQUEST_ID_LEN};
-pub use self::summary::{set_uid, RequestSummary, RequestSummaryMiddleware};
+pub use self::summary::{set_uid, RequestSummary, RequestSummaryFuture, RequestSummaryMiddleware};
 use self::writer::flush_when_this_thread_ends;
 pub use self::writer::{flush, BatchWriter, LineHandle, FLUSH_INTERVAL};
 

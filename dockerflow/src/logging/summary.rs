@@ -3,18 +3,19 @@
 //! line.
 
 use std::fmt;
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode, Uri};
 use actix_web::{Error, HttpRequest, HttpResponse, ResponseError};
-use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use crate::logging::context::{InRequest, RequestContext};
+use crate::logging::context::RequestContext;
 use crate::logging::direct;
 use crate::logging::RequestId;
 use crate::redact::redacted;
@@ -197,23 +198,28 @@ struct Summary {
     method: Method,
     uri: Uri,
     log_querystring: bool,
-    context: Arc<RequestContext>,
 }
 
-/// Logs the summary of a request, unless it gets none (a probe, with `log_probes` off).
-fn log(summary: &Option<Summary>, status: StatusCode, error: Option<&str>) {
+/// Logs the summary of the request of `context`, unless it gets none (a probe, with
+/// `log_probes` off).
+fn log(
+    summary: &Option<Summary>,
+    context: &RequestContext,
+    status: StatusCode,
+    error: Option<&str>,
+) {
     if let Some(summary) = summary {
-        summary.log(status, error);
+        summary.log(context, status, error);
     }
 }
 
 impl Summary {
     /// Logs the summary of a request answered with `status`; `error` is the handler's failure.
-    fn log(&self, status: StatusCode, error: Option<&str>) {
+    fn log(&self, context: &RequestContext, status: StatusCode, error: Option<&str>) {
         let code = status.as_u16();
         let errno = if code >= 500 { code } else { 0 };
         let t = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let uid = self.context.uid();
+        let uid = context.uid();
         let agent = header_text(self.agent.as_ref());
         let lang = header_text(self.lang.as_ref());
         let level = match error {
@@ -229,7 +235,7 @@ impl Summary {
             code,
             errno,
             t,
-            rid: self.context.rid().as_str(),
+            rid: context.rid().as_str(),
             uid: uid.as_deref(),
             querystring: self
                 .log_querystring
@@ -289,7 +295,7 @@ where
 {
     type Response = ServiceResponse<B>;
     type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<ServiceResponse<B>, Error>>;
+    type Future = RequestSummaryFuture<S::Future>;
 
     forward_ready!(service);
 
@@ -307,51 +313,119 @@ where
             method: req.method().clone(),
             uri: req.uri().clone(),
             log_querystring: self.settings.log_querystring,
-            context: Arc::clone(&context),
         });
 
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let _entered = context.enter();
             self.service.call(req)
         }));
-        // Polled with the request current: its lines carry `rid`, and go to the writer thread
-        // (`BatchWriter`).
-        let rid = context.rid().clone();
-        Box::pin(InRequest::new(
-            async move {
-                let outcome = match call {
-                    Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-                    Err(panic) => Err(panic),
-                };
-                match outcome {
-                    Ok(Ok(mut res)) => {
-                        let status = res.status();
-                        let error = res
-                            .response()
-                            .error()
-                            .filter(|_| status.is_server_error())
-                            .map(ToString::to_string);
-                        log(&summary, status, error.as_deref());
-                        send_id(res.headers_mut(), header, &rid);
-                        Ok(res)
-                    }
-                    Ok(Err(error)) => {
-                        // An inner middleware failed instead of answering; actix builds the
-                        // response from the error later, so the error carries the id header.
-                        let status = error.as_response_error().status_code();
-                        let text = status.is_server_error().then(|| error.to_string());
-                        log(&summary, status, text.as_deref());
-                        Err(WithRequestId { error, header, rid }.into())
-                    }
-                    Err(panic) => {
-                        let text = format!("handler panicked: {}", super::panic_text(&*panic));
-                        log(&summary, StatusCode::INTERNAL_SERVER_ERROR, Some(&text));
-                        std::panic::resume_unwind(panic)
-                    }
-                }
-            },
+        let (call, panic) = match call {
+            Ok(future) => (Some(future), None),
+            Err(panic) => (None, Some(panic)),
+        };
+        RequestSummaryFuture {
+            call,
+            panic,
+            finish: Some(Finish { summary, header }),
             context,
-        ))
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a request that [`RequestSummary`] handles: the app's, polled with the
+    /// request current (its lines carry `rid`, and go to the writer thread); once it is done,
+    /// the request's summary is logged and the request id header is sent.
+    ///
+    /// A type of its own rather than a boxed `async` block: a request costs no allocation
+    /// for it, and the server keeps it in place instead of copying it into a box.
+    pub struct RequestSummaryFuture<F> {
+        // `None` when the app's `call` panicked, with the panic in `panic`.
+        #[pin]
+        call: Option<F>,
+        panic: Option<Box<dyn std::any::Any + Send>>,
+        // Taken when the future completes.
+        finish: Option<Finish>,
+        context: Arc<RequestContext>,
+    }
+}
+
+/// What a request's end needs besides its outcome.
+struct Finish {
+    summary: Option<Summary>,
+    header: HeaderName,
+}
+
+impl<F> fmt::Debug for RequestSummaryFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSummaryFuture")
+            .field("rid", self.context.rid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B> Future for RequestSummaryFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = Result<ServiceResponse<B>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.context.enter();
+        let outcome = match this.call.as_pin_mut() {
+            Some(call) => match std::panic::catch_unwind(AssertUnwindSafe(|| call.poll(cx))) {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(result)) => Ok(result),
+                Err(panic) => Err(panic),
+            },
+            None => Err(this
+                .panic
+                .take()
+                .expect("RequestSummaryFuture polled after it completed")),
+        };
+        let Finish { summary, header } = this
+            .finish
+            .take()
+            .expect("RequestSummaryFuture polled after it completed");
+        let context = &**this.context;
+        let rid = context.rid();
+        Poll::Ready(match outcome {
+            Ok(Ok(mut res)) => {
+                let status = res.status();
+                let error = res
+                    .response()
+                    .error()
+                    .filter(|_| status.is_server_error())
+                    .map(ToString::to_string);
+                log(&summary, context, status, error.as_deref());
+                send_id(res.headers_mut(), header, rid);
+                Ok(res)
+            }
+            Ok(Err(error)) => {
+                // An inner middleware failed instead of answering; actix builds the response
+                // from the error later, so the error carries the id header.
+                let status = error.as_response_error().status_code();
+                let text = status.is_server_error().then(|| error.to_string());
+                log(&summary, context, status, text.as_deref());
+                Err(WithRequestId {
+                    error,
+                    header,
+                    rid: rid.clone(),
+                }
+                .into())
+            }
+            Err(panic) => {
+                let text = format!("handler panicked: {}", super::panic_text(&*panic));
+                log(
+                    &summary,
+                    context,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Some(&text),
+                );
+                std::panic::resume_unwind(panic)
+            }
+        })
     }
 }
 
