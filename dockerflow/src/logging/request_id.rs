@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::{ready, Ready};
-use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::HeaderValue;
@@ -38,11 +37,13 @@ pub const MAX_LEN: usize = 128;
 #[derive(Clone)]
 pub struct RequestId(Repr);
 
-/// A new id is kept inline (no allocation per request); one from a header is shared.
+/// A new id is kept inline (no allocation per request); one from a header is kept as a header
+/// value, ready to be sent back.
 #[derive(Clone)]
 enum Repr {
     Uuid(ArrayString<{ uuid::fmt::Hyphenated::LENGTH }>),
-    Given(Arc<str>),
+    /// Sane (printable ASCII), so its bytes are its text.
+    Given(HeaderValue),
 }
 
 impl RequestId {
@@ -50,9 +51,12 @@ impl RequestId {
     /// else a new UUID v4.
     pub fn from_header(value: Option<&HeaderValue>) -> Self {
         match value.map(HeaderValue::as_bytes) {
-            Some(bytes) if is_sane(bytes) => RequestId(Repr::Given(Arc::from(
-                String::from_utf8_lossy(bytes).as_ref(),
-            ))),
+            // A copy: the request's value shares the buffer the whole request head was read
+            // into, which an id kept after the request would keep alive.
+            Some(bytes) if is_sane(bytes) => match HeaderValue::from_bytes(bytes) {
+                Ok(value) => RequestId(Repr::Given(value)),
+                Err(_) => RequestId::random(),
+            },
             _ => RequestId::random(),
         }
     }
@@ -92,7 +96,18 @@ impl RequestId {
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Uuid(text) => text,
-            Repr::Given(text) => text,
+            Repr::Given(value) => {
+                std::str::from_utf8(value.as_bytes()).expect("a sane id is printable ASCII")
+            }
+        }
+    }
+
+    /// The id as a header value: the request's own when it came in a header.
+    pub(crate) fn header_value(&self) -> Option<HeaderValue> {
+        match &self.0 {
+            // Hex digits and hyphens: always a header value.
+            Repr::Uuid(text) => HeaderValue::from_str(text).ok(),
+            Repr::Given(value) => Some(value.clone()),
         }
     }
 }

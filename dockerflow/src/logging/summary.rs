@@ -463,8 +463,7 @@ impl ResponseError for WithRequestId {
 
 /// Sends the request id back in `header`.
 fn send_id(headers: &mut HeaderMap, header: HeaderName, rid: &RequestId) {
-    // A sane id from a header is visible ASCII, a new one a UUID: both are header values.
-    if let Ok(value) = HeaderValue::from_str(rid.as_str()) {
+    if let Some(value) = rid.header_value() {
         headers.insert(header, value);
     }
 }
