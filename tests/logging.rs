@@ -527,6 +527,36 @@ async fn a_panicking_handler_gets_a_summary_with_errno_500_and_the_server_keeps_
 }
 
 #[actix_web::test]
+async fn a_middleware_that_panics_before_its_future_is_made_gets_a_summary_too() {
+    capture();
+    let dockerflow = builder().build().unwrap();
+    let srv = actix_test::start(move || {
+        App::new()
+            .configure(routes)
+            .wrap_fn(|req, srv| {
+                // In `call` itself, not in the future it gives back.
+                assert!(req.path() != "/panic-in-call", "boom in call");
+                srv.call(req)
+            })
+            .wrap(dockerflow.request_summary())
+    });
+    let rid = unique("panic in call");
+    let result = srv
+        .get("/panic-in-call")
+        .insert_header(("x-request-id", rid.as_str()))
+        .send()
+        .await;
+    assert!(result.is_err(), "{result:?}");
+    let summary = summary_of(&rid);
+    assert_eq!(summary["Fields"]["code"], 500);
+    assert_eq!(summary["Fields"]["path"], "/panic-in-call");
+    assert_eq!(summary["Severity"], 3);
+    assert_eq!(summary["Fields"]["error"], "handler panicked: boom in call");
+
+    assert_eq!(send(&srv, "/hello", &[]).await.status, StatusCode::OK);
+}
+
+#[actix_web::test]
 async fn the_querystring_is_logged_only_when_enabled_and_redacted() {
     let on = server(builder().log_querystring(true).build().unwrap());
     let rid = unique("qs on");
