@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use tracing::{Dispatch, Level};
 
-use super::mozlog::{push_redacted_json_str, severity, start_line, Middle};
+use super::mozlog::{push_redacted_json_str, severity, start_line, with_scratch, Middle};
 use super::BatchWriter;
 
 /// What writing a summary line straight needs, set by [`init`](super::init).
@@ -71,7 +71,11 @@ pub(crate) fn write(level: Level, summary: &SummaryLine<'_>) -> bool {
     };
     if enabled {
         let timestamp = super::mozlog::now_ns();
-        direct.writer.write_line_with(|line| {
+        // Rendered in this thread's buffer before any lock is taken: a render that panics,
+        // and a panic hook that logs, find nothing held.
+        with_scratch(|scratch| {
+            let line = &mut scratch.line;
+            line.clear();
             start_line(
                 line,
                 &direct.middle,
@@ -81,6 +85,7 @@ pub(crate) fn write(level: Level, summary: &SummaryLine<'_>) -> bool {
             );
             render(line, summary);
             line.extend_from_slice(b"}}\n");
+            direct.writer.write_line(line);
         });
     }
     true

@@ -618,9 +618,9 @@ impl Keys {
 
 /// The buffers a thread reuses for its lines.
 #[derive(Default)]
-struct Scratch {
+pub(super) struct Scratch {
     fields: Rendered,
-    line: Vec<u8>,
+    pub(super) line: Vec<u8>,
     keys: Keys,
 }
 
@@ -644,7 +644,7 @@ thread_local! {
 
 /// Runs `f` with this thread's buffers, or with new ones when they are in use (an event
 /// logged while a line is made, from a `Debug` impl) or gone (a thread being torn down).
-fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     let mut f = Some(f);
     let done = SCRATCH.try_with(|cell| {
         cell.try_borrow_mut().ok().map(|mut scratch| {

@@ -203,17 +203,11 @@ impl BatchWriter {
         self.handle.shared.flush();
     }
 
-    /// Writes the line `render` appends to a buffer, as a line written through
-    /// [`make_writer`](MakeWriter::make_writer) would be; a line of a request is rendered
-    /// straight into the thread's slot.
-    pub(crate) fn write_line_with(&self, render: impl FnOnce(&mut Vec<u8>)) {
-        if super::context::in_request() {
-            self.shared().hand_over_with(render);
-        } else {
-            let mut line = Vec::new();
-            render(&mut line);
-            self.shared().write_now(&line);
-        }
+    /// Takes `line` (whole lines), as a line written through
+    /// [`make_writer`](MakeWriter::make_writer) is taken: handed over when a request is being
+    /// handled, else written at once.
+    pub(crate) fn write_line(&self, line: &[u8]) {
+        self.shared().write_line(line);
     }
 
     fn shared(&self) -> &Shared {
@@ -232,6 +226,15 @@ impl Drop for Handle {
 }
 
 impl Shared {
+    /// Hands `line` over when this thread is handling a request, else writes it at once.
+    fn write_line(&self, line: &[u8]) {
+        if super::context::in_request() {
+            self.hand_over(line);
+        } else {
+            self.write_now(line);
+        }
+    }
+
     /// Hands a line over to the writer thread, in this thread's slot, or writes it at once
     /// when there is no writer thread.
     fn hand_over(&self, line: &[u8]) {
@@ -270,42 +273,6 @@ impl Shared {
                 }
             }
         }
-    }
-
-    /// Hands over the line `render` appends, rendered straight into this thread's slot: no
-    /// buffer of its own, no copy. When the line cannot go there (no writer thread, a full
-    /// slot, a thread ending), it is rendered into a buffer and taken as [`hand_over`] takes
-    /// one.
-    ///
-    /// [`hand_over`]: Self::hand_over
-    fn hand_over_with(&self, render: impl FnOnce(&mut Vec<u8>)) {
-        let mut render = Some(render);
-        if self.running.load(Ordering::Acquire) {
-            let added = self.with_slot(|slot| {
-                let mut lines = lock(&slot.lines);
-                if lines.len() >= LIMIT {
-                    return None;
-                }
-                let before = lines.len();
-                // A render that panics leaves no half line behind for the writer thread.
-                let mut partial = Truncate {
-                    lines: &mut lines,
-                    to: before,
-                };
-                (render.take().expect("rendered once"))(partial.lines);
-                partial.to = partial.lines.len();
-                Some((before, partial.to))
-            });
-            if let Ok(Some((before, after))) = added {
-                if (after >= EARLY && before < EARLY) || self.idle.load(Ordering::Acquire) {
-                    self.wake();
-                }
-                return;
-            }
-        }
-        let mut line = Vec::new();
-        (render.take().expect("rendered once"))(&mut line);
-        self.hand_over(&line);
     }
 
     /// Runs `f` on this thread's slot, made and registered on its first line.
@@ -554,18 +521,6 @@ fn write_lines(sink: &mut dyn Write, mut lines: &[u8], size: usize) {
     let _ = sink.flush();
 }
 
-/// Cuts a slot's lines back to `to` bytes when dropped: what a render left, whole or not.
-struct Truncate<'a> {
-    lines: &'a mut Vec<u8>,
-    to: usize,
-}
-
-impl Drop for Truncate<'_> {
-    fn drop(&mut self) {
-        self.lines.truncate(self.to);
-    }
-}
-
 /// What [`BatchWriter`] gives the layer for one line.
 pub struct LineHandle<'a> {
     shared: &'a Shared,
@@ -580,11 +535,7 @@ impl std::fmt::Debug for LineHandle<'_> {
 impl Write for LineHandle<'_> {
     /// Takes `buf` whole, as one line (or several whole lines).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if super::context::in_request() {
-            self.shared.hand_over(buf);
-        } else {
-            self.shared.write_now(buf);
-        }
+        self.shared.write_line(buf);
         Ok(buf.len())
     }
 
@@ -702,30 +653,6 @@ mod tests {
             sink.count() <= 3,
             "{} write calls for 102 lines",
             sink.count()
-        );
-    }
-
-    #[test]
-    fn a_line_rendered_in_place_keeps_its_order_and_a_render_that_panics_leaves_nothing() {
-        let sink = Calls::default();
-        let writer = BatchWriter::new(sink.clone());
-        {
-            let _scope = request();
-            log(&writer, "before");
-            writer.write_line_with(|line| line.extend_from_slice(b"rendered\n"));
-            let render = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                writer.write_line_with(|line| {
-                    line.extend_from_slice(b"half a li");
-                    panic!("the render failed");
-                });
-            }));
-            assert!(render.is_err());
-            log(&writer, "after");
-        }
-        writer.write_line_with(|line| line.extend_from_slice(b"outside a request\n"));
-        assert_eq!(
-            sink.lines(),
-            ["before", "rendered", "after", "outside a request"]
         );
     }
 
