@@ -372,6 +372,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        assert!(
+            this.finish.is_some(),
+            "RequestSummaryFuture polled after it completed"
+        );
         let _entered = this.context.enter();
         let outcome = match this.call.as_pin_mut() {
             Some(call) => match std::panic::catch_unwind(AssertUnwindSafe(|| call.poll(cx))) {
@@ -379,15 +383,9 @@ where
                 Ok(Poll::Ready(result)) => Ok(result),
                 Err(panic) => Err(panic),
             },
-            None => Err(this
-                .panic
-                .take()
-                .expect("RequestSummaryFuture polled after it completed")),
+            None => Err(this.panic.take().expect("the panic of the app's call")),
         };
-        let Finish { summary, header } = this
-            .finish
-            .take()
-            .expect("RequestSummaryFuture polled after it completed");
+        let Finish { summary, header } = this.finish.take().expect("not completed yet");
         let context = &**this.context;
         let rid = context.rid();
         Poll::Ready(match outcome {
