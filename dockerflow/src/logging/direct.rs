@@ -14,12 +14,14 @@ use std::sync::OnceLock;
 
 use tracing::{Dispatch, Level};
 
-use super::mozlog::{push_redacted_json_str, severity, start_line, with_scratch, Middle};
-use super::BatchWriter;
+use super::mozlog::{push_redacted_json_str, push_rid, severity, start_line, with_scratch, Middle};
+use super::{BatchWriter, RequestId};
 
 /// What writing a summary line straight needs, set by [`init`](super::init).
 pub(super) struct Direct {
-    middle: Middle,
+    /// What follows the timestamp of a summary line up to `Fields`' brace: its `Type` and the
+    /// layer's [`Middle`], for `INFO` and for `ERROR`, rendered once.
+    heads: [Vec<u8>; 2],
     writer: BatchWriter,
     /// Whether a dispatcher is the subscriber `init` installed.
     is_ours: fn(&Dispatch) -> bool,
@@ -30,8 +32,17 @@ static DIRECT: OnceLock<Direct> = OnceLock::new();
 /// Lets summaries be written straight, to `writer` with `middle` (the layer's), while the
 /// current dispatcher is one that `is_ours`.
 pub(super) fn enable(middle: Middle, writer: BatchWriter, is_ours: fn(&Dispatch) -> bool) {
+    let head = |level| {
+        let mut line = Vec::new();
+        start_line(&mut line, &middle, 0, "request.summary", severity(level));
+        let after_timestamp = line
+            .iter()
+            .position(|&b| b == b',')
+            .expect("a `Type` follows");
+        line.split_off(after_timestamp)
+    };
     let _ = DIRECT.set(Direct {
-        middle,
+        heads: [head(Level::INFO), head(Level::ERROR)],
         writer,
         is_ours,
     });
@@ -46,7 +57,7 @@ pub(crate) struct SummaryLine<'a> {
     pub(crate) code: u16,
     pub(crate) errno: u16,
     pub(crate) t: u64,
-    pub(crate) rid: &'a str,
+    pub(crate) rid: &'a RequestId,
     pub(crate) uid: Option<&'a str>,
     pub(crate) querystring: Option<&'a str>,
     pub(crate) error: Option<&'a str>,
@@ -76,13 +87,10 @@ pub(crate) fn write(level: Level, summary: &SummaryLine<'_>) -> bool {
         with_scratch(|scratch| {
             let line = &mut scratch.line;
             line.clear();
-            start_line(
-                line,
-                &direct.middle,
-                timestamp,
-                "request.summary",
-                severity(level),
-            );
+            // What `start_line` writes, the parts after the timestamp copied whole.
+            line.extend_from_slice(b"{\"Timestamp\":");
+            line.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
+            line.extend_from_slice(&direct.heads[usize::from(level == Level::ERROR)]);
             render(line, summary);
             line.extend_from_slice(b"}}\n");
             direct.writer.write_line(line);
@@ -110,7 +118,8 @@ fn render(line: &mut Vec<u8>, summary: &SummaryLine<'_>) {
     number(line, b",\"code\":", u64::from(summary.code));
     number(line, b",\"errno\":", u64::from(summary.errno));
     number(line, b",\"t\":", summary.t);
-    text(line, b",\"rid\":", summary.rid);
+    line.extend_from_slice(b",\"rid\":");
+    push_rid(line, summary.rid);
     if let Some(uid) = summary.uid {
         text(line, b",\"uid\":", uid);
     }

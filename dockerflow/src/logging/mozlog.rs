@@ -23,7 +23,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::logging::{context, BatchWriter};
+use crate::logging::{context, BatchWriter, RequestId};
 use crate::redact::redacted;
 
 /// How each event is written: a mozlog JSON line (the default), or one readable line for a
@@ -215,6 +215,19 @@ pub(super) fn push_redacted_json_str(out: &mut Vec<u8>, text: &str) {
         out.push(b'"');
     } else {
         push_json_str(out, &redacted(text));
+    }
+}
+
+/// A request id as a JSON string: one the library made as it is (hex digits and hyphens: no
+/// secret to mask, nothing to escape), one from a header redacted and escaped.
+pub(super) fn push_rid(out: &mut Vec<u8>, rid: &RequestId) {
+    if rid.is_new() {
+        out.reserve(rid.as_bytes().len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(rid.as_bytes());
+        out.push(b'"');
+    } else {
+        push_redacted_json_str(out, rid.as_str());
     }
 }
 
@@ -710,7 +723,7 @@ where
                 let Some(request) = request else { return };
                 if !fields.has("rid") {
                     fields.push("rid", |out| {
-                        push_redacted_json_str(out, request.rid().as_str());
+                        push_rid(out, request.rid());
                     });
                 }
                 if let Some(uid) = request.uid().filter(|_| !fields.has("uid")) {

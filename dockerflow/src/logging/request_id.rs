@@ -8,7 +8,6 @@ use std::future::{ready, Ready};
 use actix_web::dev::Payload;
 use actix_web::http::header::HeaderValue;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use arrayvec::ArrayString;
 
 use crate::logging::context::RequestContext;
 
@@ -37,11 +36,12 @@ pub const MAX_LEN: usize = 128;
 #[derive(Clone)]
 pub struct RequestId(Repr);
 
-/// A new id is kept inline (no allocation per request); one from a header is kept as a header
-/// value, ready to be sent back.
+/// A new id is kept inline (no allocation per request), as the bytes of its text: hex digits
+/// and hyphens, copied into the log line and the header as they are; one from a header is kept
+/// as a header value, ready to be sent back.
 #[derive(Clone)]
 enum Repr {
-    Uuid(ArrayString<{ uuid::fmt::Hyphenated::LENGTH }>),
+    Uuid([u8; uuid::fmt::Hyphenated::LENGTH]),
     /// Sane (printable ASCII), so its bytes are its text.
     Given(HeaderValue),
 }
@@ -69,13 +69,16 @@ impl RequestId {
     pub fn random() -> Self {
         use rand::Rng as _;
 
-        let mut bytes = [0; 16];
-        rand::rng().fill_bytes(&mut bytes);
-        let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
-        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        RequestId(Repr::Uuid(
-            ArrayString::from(uuid.hyphenated().encode_lower(&mut text)).expect("a UUID's length"),
-        ))
+        let mut rng = rand::rng();
+        let bits = u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64());
+        let uuid = uuid::Builder::from_random_bytes(bits.to_be_bytes()).into_uuid();
+        RequestId(Repr::Uuid(hyphenated(uuid.as_u128())))
+    }
+
+    /// Whether the id is one the library made (a UUID v4), not one taken from a header: its
+    /// text is hex digits and hyphens, which hold no secret and need no escaping.
+    pub(crate) fn is_new(&self) -> bool {
+        matches!(self.0, Repr::Uuid(_))
     }
 
     /// The id of `req`: the one the middleware chose while `req` is the request being handled
@@ -94,11 +97,14 @@ impl RequestId {
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).expect("an id is printable ASCII")
+    }
+
+    /// The bytes of the id's text.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Uuid(text) => text,
-            Repr::Given(value) => {
-                std::str::from_utf8(value.as_bytes()).expect("a sane id is printable ASCII")
-            }
+            Repr::Given(value) => value.as_bytes(),
         }
     }
 
@@ -106,10 +112,37 @@ impl RequestId {
     pub(crate) fn header_value(&self) -> Option<HeaderValue> {
         match &self.0 {
             // Hex digits and hyphens: always a header value.
-            Repr::Uuid(text) => HeaderValue::from_str(text).ok(),
+            Repr::Uuid(text) => HeaderValue::from_bytes(text).ok(),
             Repr::Given(value) => Some(value.clone()),
         }
     }
+}
+
+/// `uuid` as `uuid::fmt::Hyphenated` writes it, eight hex digits at a time in a `u64`'s
+/// lanes instead of a table lookup a digit: a request makes one.
+fn hyphenated(uuid: u128) -> [u8; uuid::fmt::Hyphenated::LENGTH] {
+    /// The eight nibbles of `x` in the low halves of a `u64`'s bytes, the first nibble in the
+    /// highest byte, then each made its lower-case hex digit: `n + '0'`, plus 39 (`'a' - '0'
+    /// - 10`) where `n > 9`, found by whether `n + 6` carries into the byte's high half.
+    fn digits(x: u32) -> [u8; 8] {
+        let x = u64::from(x);
+        let x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+        let x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+        let x = (x | x << 4) & 0x0f0f_0f0f_0f0f_0f0f;
+        let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        (x + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+    }
+    let mut hex = [0; 32];
+    for (i, chunk) in hex.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&digits((uuid >> (96 - 32 * i)) as u32));
+    }
+    let mut text = [b'-'; uuid::fmt::Hyphenated::LENGTH];
+    text[..8].copy_from_slice(&hex[..8]);
+    text[9..13].copy_from_slice(&hex[8..12]);
+    text[14..18].copy_from_slice(&hex[12..16]);
+    text[19..23].copy_from_slice(&hex[16..20]);
+    text[24..].copy_from_slice(&hex[20..]);
+    text
 }
 
 /// 1 to [`MAX_LEN`] bytes, each printable ASCII (0x20 to 0x7E).
@@ -119,7 +152,7 @@ fn is_sane(bytes: &[u8]) -> bool {
 
 impl PartialEq for RequestId {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -127,7 +160,7 @@ impl Eq for RequestId {}
 
 impl std::hash::Hash for RequestId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
+        self.as_bytes().hash(state);
     }
 }
 
@@ -188,5 +221,27 @@ mod tests {
         }
         assert!(is_uuid_v4(&RequestId::from_header(None)));
         assert_ne!(RequestId::random(), RequestId::random());
+    }
+
+    #[test]
+    fn new_ids_are_written_as_the_uuid_crate_writes_them() {
+        let mut rng = rand::rng();
+        let samples = [0, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210]
+            .into_iter()
+            .chain(std::iter::repeat_with(|| {
+                use rand::Rng as _;
+                u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())
+            }))
+            .take(1003);
+        for bits in samples {
+            let mut expected = [0; uuid::fmt::Hyphenated::LENGTH];
+            let expected = uuid::Uuid::from_u128(bits)
+                .hyphenated()
+                .encode_lower(&mut expected)
+                .to_owned();
+            assert_eq!(hyphenated(bits), expected.as_bytes(), "{bits:#x}");
+        }
+        assert!(RequestId::random().is_new());
+        assert!(!from(b"abc-123").is_new());
     }
 }

@@ -235,7 +235,7 @@ impl Summary {
             code,
             errno,
             t,
-            rid: context.rid().as_str(),
+            rid: context.rid(),
             uid: uid.as_deref(),
             querystring: self
                 .log_querystring
@@ -262,7 +262,7 @@ impl Summary {
                     code = line.code,
                     errno = line.errno,
                     t = line.t,
-                    rid = line.rid,
+                    rid = line.rid.as_str(),
                     uid = line.uid,
                     querystring = querystring.as_deref(),
                     error = error.as_deref(),
