@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 
 use tracing::{Dispatch, Level};
 
-use super::mozlog::{push_redacted_json_str, push_rid, severity, start_line, with_scratch, Middle};
+use super::mozlog::{
+    push_head, push_redacted_json_str, push_rid, push_timestamp, severity, with_scratch, Middle,
+};
 use super::{BatchWriter, RequestId};
 
 /// What writing a summary line straight needs, set by [`init`](super::init).
@@ -33,13 +35,9 @@ static DIRECT: OnceLock<Direct> = OnceLock::new();
 /// current dispatcher is one that `is_ours`.
 pub(super) fn enable(middle: Middle, writer: BatchWriter, is_ours: fn(&Dispatch) -> bool) {
     let head = |level| {
-        let mut line = Vec::new();
-        start_line(&mut line, &middle, 0, "request.summary", severity(level));
-        let after_timestamp = line
-            .iter()
-            .position(|&b| b == b',')
-            .expect("a `Type` follows");
-        line.split_off(after_timestamp)
+        let mut head = Vec::new();
+        push_head(&mut head, &middle, "request.summary", severity(level));
+        head
     };
     let _ = DIRECT.set(Direct {
         heads: [head(Level::INFO), head(Level::ERROR)],
@@ -87,9 +85,8 @@ pub(crate) fn write(level: Level, summary: &SummaryLine<'_>) -> bool {
         with_scratch(|scratch| {
             let line = &mut scratch.line;
             line.clear();
-            // What `start_line` writes, the parts after the timestamp copied whole.
-            line.extend_from_slice(b"{\"Timestamp\":");
-            line.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
+            // What `start_line` writes, the head rendered once.
+            push_timestamp(line, timestamp);
             line.extend_from_slice(&direct.heads[usize::from(level == Level::ERROR)]);
             render(line, summary);
             line.extend_from_slice(b"}}\n");

@@ -808,8 +808,18 @@ pub(super) fn start_line(
     r#type: &str,
     severity: u8,
 ) {
+    push_timestamp(line, timestamp);
+    push_head(line, middle, r#type, severity);
+}
+
+/// The start of a mozlog line, up to its `Timestamp`'s value included.
+pub(super) fn push_timestamp(line: &mut Vec<u8>, timestamp: u64) {
     line.extend_from_slice(b"{\"Timestamp\":");
     line.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
+}
+
+/// What follows the timestamp, up to the opening brace of `Fields`: the `Type`, then `middle`.
+pub(super) fn push_head(line: &mut Vec<u8>, middle: &Middle, r#type: &str, severity: u8) {
     line.extend_from_slice(b",\"Type\":");
     push_json_str(line, r#type);
     line.extend_from_slice(&middle[usize::from(severity) % middle.len()]);
