@@ -23,7 +23,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::logging::{context, BatchWriter, RequestId};
+use crate::logging::{context, BatchWriter};
 use crate::redact::redacted;
 
 /// How each event is written: a mozlog JSON line (the default), or one readable line for a
@@ -203,31 +203,37 @@ fn hostname() -> String {
 }
 
 /// `text` [redacted](crate::redact::redact), as a JSON string: what every string of a line
-/// becomes. A text with nothing to escape, no `:` or `=` and no secret configured (most paths,
-/// ids, methods and agents) is copied after one pass over it; any other goes through both
-/// steps.
+/// becomes.
 pub(super) fn push_redacted_json_str(out: &mut Vec<u8>, text: &str) {
+    push_redacted_json_bytes(out, text.as_bytes());
+}
+
+/// `text` as [`push_redacted_json_str`] writes it, bytes that are not UTF-8 as U+FFFD. ASCII
+/// with nothing to escape, no `:` or `=`, and no secret configured (most paths, ids, methods
+/// and agents) is copied after one pass over it, without being made a `str`; any other text
+/// goes through both steps.
+pub(super) fn push_redacted_json_bytes(out: &mut Vec<u8>, text: &[u8]) {
     // The secrets first: with one configured, the scan would be wasted.
-    if !crate::redact::any_secret() && attention_prefix(text.as_bytes(), true) == text.len() {
+    if !crate::redact::any_secret() && attention_prefix(text, true) == text.len() {
         out.reserve(text.len() + 2);
         out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(text);
         out.push(b'"');
     } else {
-        push_json_str(out, &redacted(text));
+        push_json_str(out, &redacted(&String::from_utf8_lossy(text)));
     }
 }
 
 /// A request id as a JSON string: one the library made as it is (hex digits and hyphens: no
 /// secret to mask, nothing to escape), one from a header redacted and escaped.
-pub(super) fn push_rid(out: &mut Vec<u8>, rid: &RequestId) {
-    if rid.is_new() {
-        out.reserve(rid.as_bytes().len() + 2);
+pub(super) fn push_rid(out: &mut Vec<u8>, rid: &[u8], is_new: bool) {
+    if is_new {
+        out.reserve(rid.len() + 2);
         out.push(b'"');
-        out.extend_from_slice(rid.as_bytes());
+        out.extend_from_slice(rid);
         out.push(b'"');
     } else {
-        push_redacted_json_str(out, rid.as_str());
+        push_redacted_json_bytes(out, rid);
     }
 }
 
@@ -267,7 +273,8 @@ fn plain_prefix(bytes: &[u8]) -> usize {
 }
 
 /// How many bytes at the start of `bytes` need no attention: none that JSON escapes, and with
-/// `redaction`, no `:` or `=` either (the bytes [`redacted`] looks for). Eight bytes at a
+/// `redaction`, no `:` or `=` either (the bytes [`redacted`] looks for), and ASCII only (so
+/// that bytes that may not be UTF-8 are copied only when they are). Eight bytes at a
 /// time, with the bit tricks of "Bit Twiddling Hacks" (the lowest byte they flag is always
 /// such a byte), then the tail through [`ESCAPE`].
 fn attention_prefix(bytes: &[u8], redaction: bool) -> usize {
@@ -277,7 +284,9 @@ fn attention_prefix(bytes: &[u8], redaction: bool) -> usize {
     fn zero_bytes(word: u64) -> u64 {
         word.wrapping_sub(ONES) & !word & HIGHS
     }
-    let attention = |b: u8| ESCAPE[usize::from(b)] != 0 || (redaction && (b == b':' || b == b'='));
+    let attention = |b: u8| {
+        ESCAPE[usize::from(b)] != 0 || (redaction && (b == b':' || b == b'=' || !b.is_ascii()))
+    };
     let mut chunks = bytes.chunks_exact(8);
     let mut done = 0;
     for chunk in &mut chunks {
@@ -288,7 +297,8 @@ fn attention_prefix(bytes: &[u8], redaction: bool) -> usize {
             | zero_bytes(word ^ (ONES * u64::from(b'\\')));
         if redaction {
             found |= zero_bytes(word ^ (ONES * u64::from(b':')))
-                | zero_bytes(word ^ (ONES * u64::from(b'=')));
+                | zero_bytes(word ^ (ONES * u64::from(b'=')))
+                | word & HIGHS;
         }
         if found != 0 {
             return done + (found.trailing_zeros() / 8) as usize;
@@ -723,7 +733,7 @@ where
                 let Some(request) = request else { return };
                 if !fields.has("rid") {
                     fields.push("rid", |out| {
-                        push_rid(out, request.rid());
+                        push_rid(out, request.rid().as_bytes(), request.rid().is_new());
                     });
                 }
                 if let Some(uid) = request.uid().filter(|_| !fields.has("uid")) {

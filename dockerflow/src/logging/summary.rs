@@ -220,16 +220,16 @@ impl Summary {
         let errno = if code >= 500 { code } else { 0 };
         let t = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let uid = context.uid();
-        let agent = header_text(self.agent.as_ref());
-        let lang = header_text(self.lang.as_ref());
+        let agent = self.agent.as_ref().map_or(&[][..], HeaderValue::as_bytes);
+        let lang = self.lang.as_ref().map_or(&[][..], HeaderValue::as_bytes);
         let level = match error {
             Some(_) => tracing::Level::ERROR,
             None => tracing::Level::INFO,
         };
         // Written straight, every text is redacted as it is written.
         let line = direct::SummaryLine {
-            agent: &agent,
-            lang: &lang,
+            agent,
+            lang,
             method: self.method.as_str(),
             path: self.uri.path(),
             code,
@@ -247,6 +247,8 @@ impl Summary {
         }
         // Otherwise the event, with the same values; the texts that can carry a secret are
         // redacted here, so that no subscriber can log one from a path or an error.
+        let agent = String::from_utf8_lossy(line.agent);
+        let lang = String::from_utf8_lossy(line.lang);
         let path = redacted(line.path);
         let querystring = line.querystring.map(redacted);
         let error = line.error.map(redacted);
@@ -255,8 +257,8 @@ impl Summary {
                 tracing::event!(
                     target: "request.summary",
                     $level,
-                    agent = line.agent,
-                    lang = line.lang,
+                    agent = &*agent,
+                    lang = &*lang,
                     method = line.method,
                     path = &*path,
                     code = line.code,
@@ -274,13 +276,6 @@ impl Summary {
             _ => summary!(tracing::Level::INFO),
         }
     }
-}
-
-/// A header's value as text; bytes that are not UTF-8 become U+FFFD.
-fn header_text(value: Option<&HeaderValue>) -> std::borrow::Cow<'_, str> {
-    value
-        .map(|value| String::from_utf8_lossy(value.as_bytes()))
-        .unwrap_or_default()
 }
 
 fn header_value(headers: &HeaderMap, name: HeaderName) -> Option<HeaderValue> {

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+use super::direct::{render_encoded, Record};
+
 /// How long a line logged during a request may wait in memory, under load, before the writer
 /// thread writes it with the lines logged after it. An idle writer thread is woken by the first
 /// line and writes it at once.
@@ -42,7 +44,9 @@ const LIMIT: usize = 1024 * 1024;
 ///   [`RequestSummary`](crate::logging::RequestSummary), the summary line included) is copied
 ///   into a buffer of the thread that logs it (a worker), which no other worker touches; the
 ///   writer thread takes every buffer's lines at most [`FLUSH_INTERVAL`] after the first of
-///   them and writes them, many lines to a `write` system call. Each thread's lines keep the
+///   them and writes them, many lines to a `write` system call. The summary line that
+///   [`init`](crate::logging::init) writes is copied as its parts, and the writer thread
+///   renders it, redacted, before it writes it. Each thread's lines keep the
 ///   order it logged them in; within one batch, the lines of one worker come before the next
 ///   worker's (their `Timestamp`s tell the order across workers). An idle writer thread is
 ///   woken by a line and writes it at once.
@@ -203,11 +207,12 @@ impl BatchWriter {
         self.handle.shared.flush();
     }
 
-    /// Takes `line` (whole lines), as a line written through
-    /// [`make_writer`](MakeWriter::make_writer) is taken: handed over when a request is being
-    /// handled, else written at once.
-    pub(crate) fn write_line(&self, line: &[u8]) {
-        self.shared().write_line(line);
+    /// Takes a request's summary line as a line written through
+    /// [`make_writer`](MakeWriter::make_writer) is taken, but its parts are handed over, for
+    /// the writer thread to render, when a request is being handled; else it is rendered and
+    /// written at once.
+    pub(crate) fn write_summary(&self, record: &Record<'_>) {
+        self.shared().write_entry(&Entry::Summary(record));
     }
 
     fn shared(&self) -> &Shared {
@@ -226,21 +231,21 @@ impl Drop for Handle {
 }
 
 impl Shared {
-    /// Hands `line` over when this thread is handling a request, else writes it at once.
-    fn write_line(&self, line: &[u8]) {
+    /// Hands `entry` over when this thread is handling a request, else writes it at once.
+    fn write_entry(&self, entry: &Entry<'_>) {
         if super::context::in_request() {
-            self.hand_over(line);
+            self.hand_over(entry);
         } else {
-            self.write_now(line);
+            self.write_now(entry);
         }
     }
 
-    /// Hands a line over to the writer thread, in this thread's slot, or writes it at once
+    /// Hands an entry over to the writer thread, in this thread's slot, or writes it at once
     /// when there is no writer thread.
-    fn hand_over(&self, line: &[u8]) {
+    fn hand_over(&self, entry: &Entry<'_>) {
         loop {
             if !self.running.load(Ordering::Acquire) {
-                self.write_now(line);
+                self.write_now(entry);
                 return;
             }
             // `None`: the slot is full (the writer is stuck: a full pipe, a slow disk).
@@ -249,23 +254,24 @@ impl Shared {
                 if lines.len() >= LIMIT {
                     return None;
                 }
-                lines.extend_from_slice(line);
-                Some(lines.len())
+                let before = lines.len();
+                entry.frame(&mut lines);
+                Some((before, lines.len()))
             });
             match added {
                 // This thread is ending (its slots are gone): nothing to batch with.
                 Err(_) => {
-                    self.write_now(line);
+                    self.write_now(entry);
                     return;
                 }
                 // Wait for a round of the writer thread to take the slot's lines, as a write
                 // to a full pipe waits: memory stays bounded and no line is dropped.
                 Ok(None) => self.flush(),
-                Ok(Some(waiting)) => {
+                Ok(Some((before, waiting))) => {
                     // The writer thread marks itself idle before it looks at the slots a last
                     // time, and this line was added under the slot's lock: either it saw the
                     // line, or this sees it idle.
-                    let early = waiting >= EARLY && waiting - line.len() < EARLY;
+                    let early = waiting >= EARLY && before < EARLY;
                     if early || self.idle.load(Ordering::Acquire) {
                         self.wake();
                     }
@@ -314,19 +320,26 @@ impl Shared {
         });
     }
 
-    /// Writes the buffers `take_slots` took, and gives them back to `spares`, emptied.
+    /// Writes the buffers `take_slots` took, their entries rendered in `out`, and gives them
+    /// back to `spares`, emptied.
     fn write_taken(
         &self,
         sink: &mut dyn Write,
         taken: &mut Vec<Vec<u8>>,
         spares: &mut Vec<Vec<u8>>,
+        out: &mut Vec<u8>,
     ) {
-        for mut lines in taken.drain(..) {
-            write_lines(sink, &lines, self.write_size);
-            if lines.capacity() <= LIMIT {
-                lines.clear();
-                spares.push(lines);
+        for mut entries in taken.drain(..) {
+            out.clear();
+            render_entries(&entries, out);
+            write_lines(sink, out, self.write_size);
+            if entries.capacity() <= LIMIT {
+                entries.clear();
+                spares.push(entries);
             }
+        }
+        if out.capacity() > 2 * LIMIT {
+            *out = Vec::new();
         }
     }
 
@@ -337,14 +350,16 @@ impl Shared {
             .any(|slot| !lock(&slot.lines).is_empty())
     }
 
-    /// Writes `line` on this thread, after every line waiting in the slots.
-    fn write_now(&self, line: &[u8]) {
-        // The sink first: a batch the writer thread has taken is written before this line.
-        let mut sink = lock(&self.sink);
-        let mut taken = Vec::new();
-        self.take_slots(&mut taken, &mut Vec::new());
-        self.write_taken(&mut **sink, &mut taken, &mut Vec::new());
-        write_lines(&mut **sink, line, self.write_size);
+    /// Writes `entry` on this thread, after every line waiting in the slots.
+    fn write_now(&self, entry: &Entry<'_>) {
+        entry.render(|line| {
+            // The sink first: a batch the writer thread has taken is written before this line.
+            let mut sink = lock(&self.sink);
+            let mut taken = Vec::new();
+            self.take_slots(&mut taken, &mut Vec::new());
+            self.write_taken(&mut **sink, &mut taken, &mut Vec::new(), &mut Vec::new());
+            write_lines(&mut **sink, line, self.write_size);
+        });
     }
 
     /// Returns once a round of the writer thread begun after this call has finished: every
@@ -353,7 +368,7 @@ impl Shared {
         let mut state = lock(&self.state);
         if !self.running.load(Ordering::Acquire) {
             drop(state);
-            self.write_now(&[]);
+            self.write_now(&Entry::Line(&[]));
             return;
         }
         let round = state.begun + 1;
@@ -368,7 +383,7 @@ impl Shared {
         if state.finished < round {
             // The writer thread stopped (its sink panicked): what it left is written here.
             drop(state);
-            self.write_now(&[]);
+            self.write_now(&Entry::Line(&[]));
         }
     }
 
@@ -379,6 +394,7 @@ impl Shared {
     fn run(&self) {
         let mut taken = Vec::new();
         let mut spares = Vec::new();
+        let mut out = Vec::new();
         loop {
             // The sink before the lines, as in `write_now`: what is taken is written first.
             let mut sink = lock(&self.sink);
@@ -390,7 +406,7 @@ impl Shared {
             self.take_slots(&mut taken, &mut spares);
             let wrote = !taken.is_empty();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.write_taken(&mut **sink, &mut taken, &mut spares);
+                self.write_taken(&mut **sink, &mut taken, &mut spares, &mut out);
             }));
             drop(sink);
 
@@ -430,6 +446,63 @@ impl Shared {
             }
             self.idle.store(false, Ordering::Release);
         }
+    }
+}
+
+/// What a thread hands over: a line, rendered, or a request's summary, which the writer thread
+/// renders (the request pays for a copy of its parts, not for the rendering).
+enum Entry<'a> {
+    Line(&'a [u8]),
+    Summary(&'a Record<'a>),
+}
+
+/// How an entry is kept in a slot: a byte that tells which, the length of what follows (a
+/// `u64`), then the line, or the summary as [`Record::encode`] writes it.
+const LINE: u8 = 0;
+const SUMMARY: u8 = 1;
+const FRAME: usize = 1 + 8;
+
+impl Entry<'_> {
+    /// Appends the entry, framed, to a slot's buffer. Copies only: nothing here can panic
+    /// while the slot's lock is held.
+    fn frame(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; FRAME]);
+        out[start] = match self {
+            Entry::Line(line) => {
+                out.extend_from_slice(line);
+                LINE
+            }
+            Entry::Summary(record) => {
+                record.encode(out);
+                SUMMARY
+            }
+        };
+        let len = (out.len() - start - FRAME) as u64;
+        out[start + 1..start + FRAME].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// Gives the entry's line to `write`, a summary rendered first.
+    fn render(&self, write: impl FnOnce(&[u8])) {
+        match self {
+            Entry::Line(line) => write(line),
+            Entry::Summary(record) => record.render_now(write),
+        }
+    }
+}
+
+/// Renders the entries a slot's buffer holds ([`Entry::frame`]) into `out`, one line each:
+/// on the writer thread, before they are written.
+fn render_entries(mut entries: &[u8], out: &mut Vec<u8>) {
+    while let Some((head, rest)) = entries.split_first_chunk::<FRAME>() {
+        let len = u64::from_le_bytes(head[1..].try_into().expect("eight bytes"));
+        let len = usize::try_from(len).unwrap_or(usize::MAX).min(rest.len());
+        let (entry, rest) = rest.split_at(len);
+        match head[0] {
+            LINE => out.extend_from_slice(entry),
+            _ => render_encoded(out, entry),
+        }
+        entries = rest;
     }
 }
 
@@ -535,7 +608,7 @@ impl std::fmt::Debug for LineHandle<'_> {
 impl Write for LineHandle<'_> {
     /// Takes `buf` whole, as one line (or several whole lines).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.shared.write_line(buf);
+        self.shared.write_entry(&Entry::Line(buf));
         Ok(buf.len())
     }
 
@@ -748,7 +821,10 @@ mod tests {
             .iter()
             .map(|slot| lock(&slot.lines).len())
             .sum();
-        assert!(waiting <= LIMIT + line.len() + 1, "{waiting} bytes waiting");
+        assert!(
+            waiting <= LIMIT + FRAME + line.len() + 1,
+            "{waiting} bytes waiting"
+        );
         let before = logged.load(Ordering::Relaxed);
         assert!(before < 5000, "the producer was not held back");
         sink.shut.store(false, Ordering::Release);
