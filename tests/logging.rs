@@ -808,6 +808,13 @@ const BIG_LINES: usize = 4 * 100;
 /// mozlog there, and lines written from many threads at once are never split or interleaved.
 #[test]
 fn init_writes_whole_mozlog_lines_to_stdout_in_a_real_process() {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    let started = now();
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
             "child_process_entry",
@@ -820,9 +827,13 @@ fn init_writes_whole_mozlog_lines_to_stdout_in_a_real_process() {
         .stdin(Stdio::null())
         .output()
         .expect("the test binary runs");
+    let ended = now();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "child failed: {stderr}");
 
+    // The `Timestamp`s of the request's lines: its handler's, then its summary's (which the
+    // writer thread works out from the moment the request ended).
+    let mut request_times = Vec::new();
     let mut summaries = 0;
     let mut big = 0;
     let mut from_log = Vec::new();
@@ -838,6 +849,9 @@ fn init_writes_whole_mozlog_lines_to_stdout_in_a_real_process() {
         }
         let line = parse_line(text);
         assert_eq!(line["Logger"], "child-app");
+        if line["Fields"]["rid"] == CHILD_RID {
+            request_times.push(line["Timestamp"].as_u64().expect("a Timestamp"));
+        }
         if line["Type"] == "request.summary" && line["Fields"]["rid"] == CHILD_RID {
             summaries += 1;
             assert_eq!(line["Fields"]["path"], "/hello");
@@ -857,6 +871,17 @@ fn init_writes_whole_mozlog_lines_to_stdout_in_a_real_process() {
         String::from_utf8_lossy(&output.stdout)
     );
     assert_eq!(big, BIG_LINES);
+    assert!(request_times.len() >= 2, "{request_times:?}");
+    assert!(
+        request_times.is_sorted(),
+        "the summary is the request's last line, in time too: {request_times:?}"
+    );
+    assert!(
+        request_times
+            .iter()
+            .all(|time| (started..=ended).contains(time)),
+        "{started} {request_times:?} {ended}"
+    );
     // A record of the `log` crate: its target as Type, its level as Severity, no `log.*` fields.
     assert_eq!(from_log.len(), 1, "{from_log:#?}");
     assert_eq!(from_log[0]["Severity"], 4);
