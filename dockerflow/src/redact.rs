@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use memchr::memmem::Finder;
@@ -15,6 +15,11 @@ static SECRETS: RwLock<Option<Arc<Secrets>>> = RwLock::new(None);
 /// Bumped each time a secret is added; 0 while there is none, so most texts are redacted
 /// without looking for any.
 static GENERATION: AtomicUsize = AtomicUsize::new(0);
+
+/// Set once a secret made only of what a new request id is made of (lower-case hex digits and
+/// hyphens) is added: such a secret can turn up inside a random id by chance, so from then on
+/// new ids are redacted like any other text ([`id_like_secret`]).
+static ID_LIKE_SECRET: AtomicBool = AtomicBool::new(false);
 
 #[derive(Default)]
 struct Secrets {
@@ -66,8 +71,25 @@ pub fn add_secret(secret: impl Into<String>) {
     // Longest first, so a secret that contains another is masked whole.
     finders.sort_by_key(|f| std::cmp::Reverse(f.needle().len()));
     let shortest = finders.iter().map(|f| f.needle().len()).min().unwrap_or(0);
+    if could_be_in_new_id(&secret) {
+        ID_LIKE_SECRET.store(true, Ordering::Release);
+    }
     *secrets = Some(Arc::new(Secrets { finders, shortest }));
     GENERATION.fetch_add(1, Ordering::Release);
+}
+
+/// Whether a secret could appear inside a request id the library made (a UUID v4 as
+/// lower-case hex digits and hyphens): one made only of those characters was added. Until
+/// then such ids, which hold nothing else, go into log lines without being searched.
+pub(crate) fn id_like_secret() -> bool {
+    ID_LIKE_SECRET.load(Ordering::Acquire)
+}
+
+/// `secret` is made only of lower-case hex digits and hyphens, what a new request id is made of.
+fn could_be_in_new_id(secret: &str) -> bool {
+    secret
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'))
 }
 
 /// Whether any secret was added: without one, a text with no `:` and no `=` is given back
@@ -296,5 +318,17 @@ mod tests {
     fn masks_configured_secrets() {
         add_secret("tok-xyzzy-123");
         assert_eq!(redact("Bearer tok-xyzzy-123!"), "Bearer ***!");
+    }
+
+    #[test]
+    fn a_secret_of_hex_digits_and_hyphens_is_one_a_new_request_id_could_hold() {
+        for secret in ["4", "0ddba11", "7e57-ab1e-0ddba11", "-"] {
+            assert!(could_be_in_new_id(secret), "{secret}");
+        }
+        for secret in ["C0FFEE", "tok-beef-42", "beef 42", "ab_cd", "é"] {
+            assert!(!could_be_in_new_id(secret), "{secret}");
+        }
+        add_secret("7e57-ab1e-0ddba11");
+        assert!(id_like_secret());
     }
 }

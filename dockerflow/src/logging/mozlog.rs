@@ -224,10 +224,11 @@ pub(super) fn push_redacted_json_bytes(out: &mut Vec<u8>, text: &[u8]) {
     }
 }
 
-/// A request id as a JSON string: one the library made as it is (hex digits and hyphens: no
-/// secret to mask, nothing to escape), one from a header redacted and escaped.
+/// A request id as a JSON string: one the library made as it is (hex digits and hyphens:
+/// nothing to escape, and no secret unless one made of the same characters was configured),
+/// any other redacted and escaped.
 pub(super) fn push_rid(out: &mut Vec<u8>, rid: &[u8], is_new: bool) {
-    if is_new {
+    if is_new && !crate::redact::id_like_secret() {
         out.reserve(rid.len() + 2);
         out.push(b'"');
         out.extend_from_slice(rid);
@@ -951,6 +952,20 @@ mod tests {
         out.clear();
         push_redacted_json_str(&mut out, "a\"b");
         assert_eq!(out, br#""a\"b""#);
+    }
+
+    #[test]
+    fn a_new_request_id_is_searched_for_secrets_once_one_could_be_inside_it() {
+        // An id from a header is searched like any text.
+        crate::redact::add_secret("tok-rid-s3cret");
+        let mut out = Vec::new();
+        push_rid(&mut out, b"tok-rid-s3cret", false);
+        assert_eq!(out, br#""***""#);
+        // One made of hex digits and hyphens can turn up in a random id: masked there too.
+        crate::redact::add_secret("89ab-4cde-8f01");
+        out.clear();
+        push_rid(&mut out, b"01234567-89ab-4cde-8f01-23456789abcd", true);
+        assert_eq!(out, br#""01234567-***-23456789abcd""#);
     }
 
     #[test]
