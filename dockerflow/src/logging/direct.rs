@@ -230,7 +230,8 @@ struct Parts<'a> {
     errno: u16,
     t: u64,
     rid: &'a [u8],
-    /// The id is one the library made: hex digits and hyphens, written as they are.
+    /// The id is one the library made: hex digits and hyphens, written as they are unless a
+    /// secret could be inside (`mozlog::push_rid`).
     new_rid: bool,
     uid: Option<&'a [u8]>,
     querystring: Option<&'a [u8]>,

@@ -76,7 +76,8 @@ impl RequestId {
     }
 
     /// Whether the id is one the library made (a UUID v4), not one taken from a header: its
-    /// text is hex digits and hyphens, which hold no secret and need no escaping.
+    /// text is hex digits and hyphens, which need no escaping and hold a secret only by chance,
+    /// when one made of the same characters is configured (`redact::id_like_secret`).
     pub(crate) fn is_new(&self) -> bool {
         matches!(self.0, Repr::Uuid(_))
     }
