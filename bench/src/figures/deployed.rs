@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::sync::Arc;
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpResponse};
 use dockerflow::logging::BatchWriter;
 use dockerflow::Dockerflow;
@@ -19,6 +20,9 @@ use crate::BenchError;
 
 /// The paths measured, each against the bare handler on the same path.
 const PATHS: [&str; 3] = ["/__lbheartbeat__", "/__version__", "/__heartbeat__"];
+
+/// The request id the id-header baseline sends back: as long as a new id (a UUID v4).
+const FIXED_ID: &str = "00000000-0000-4000-8000-000000000000";
 
 /// The file the deployed server's lines go to: what stdout redirected to a file is for a
 /// service. Emptied after each run, so a full run writes a few hundred MB at most at a time.
@@ -121,7 +125,8 @@ impl Bench {
 
     /// `/__lbheartbeat__`, `/__version__` and `/__heartbeat__` (real backends, cache 1 s) of a
     /// deployed service against the bare handler on the same paths, the same with probes
-    /// unlogged (no summary line: what the endpoint and the request id cost), and the CPU time
+    /// unlogged (no summary line: what the endpoint and the request id cost), the bare handler
+    /// with a fixed request id header (what sending the id back costs), and the CPU time
     /// per request the logging adds (the same server without the middleware, on
     /// `/__lbheartbeat__`). Interleaved rounds, the median of the ratios within a round.
     pub(crate) fn deployed(&self) -> Result<Vec<Row>, BenchError> {
@@ -138,6 +143,22 @@ impl Bench {
             }
         });
         let bare = Server::start("bare-deployed", plan.workers, bare_setup)?;
+        // The bare handler sending a request id back, as the contract asks of every answer: a
+        // fixed value, no middleware, nothing made or allocated a request.
+        let id_header_setup: Setup = Arc::new(|cfg| {
+            cfg.route(
+                "/__lbheartbeat__",
+                web::get().to(|| async {
+                    HttpResponse::Ok()
+                        .insert_header((
+                            HeaderName::from_static("x-request-id"),
+                            HeaderValue::from_static(FIXED_ID),
+                        ))
+                        .finish()
+                }),
+            );
+        });
+        let id_header = Server::start("bare-id-header", plan.workers, id_header_setup)?;
         let dockerflow = self
             .dockerflow(checks::backend_checks())
             .build()
@@ -161,18 +182,25 @@ impl Bench {
             self.expect(&quiet, path, 200)?;
         }
         self.expect(&unlogged, "/__lbheartbeat__", 200)?;
+        self.expect(&id_header, "/__lbheartbeat__", 200)?;
         log.take_lines(false)?;
 
-        // bare and deployed for each path, then the unlogged `/__lbheartbeat__`, then the
-        // server with probes unlogged on each path.
-        let mut targets: Vec<(&Server, String, bool)> = Vec::new();
+        // The bare handler with an id header first, next to the bare handler on the same path
+        // in every round (the order is reversed every other round); then bare and deployed for
+        // each path, the unlogged `/__lbheartbeat__`, and the server with probes unlogged on
+        // each path.
+        const ID_HEADER: usize = 0;
+        let bare_at = |k: usize| 1 + 2 * k;
+        let deployed_at = |k: usize| 2 + 2 * k;
+        let mut targets: Vec<(&Server, String, bool)> =
+            vec![(&id_header, id_header.url("/__lbheartbeat__"), false)];
         for path in PATHS {
             targets.push((&bare, bare.url(path), false));
             targets.push((&deployed, deployed.url(path), true));
         }
-        const UNLOGGED_LB: usize = 6;
+        const UNLOGGED_LB: usize = 1 + 2 * PATHS.len();
         targets.push((&unlogged, unlogged.url("/__lbheartbeat__"), false));
-        const QUIET: usize = 7;
+        const QUIET: usize = UNLOGGED_LB + 1;
         for path in PATHS {
             targets.push((&quiet, quiet.url(path), false));
         }
@@ -222,7 +250,7 @@ impl Bench {
             ),
         ];
         for (k, (name, target)) in names.into_iter().enumerate() {
-            let (ratio, measured) = rounds.compare(2 * k + 1, 2 * k);
+            let (ratio, measured) = rounds.compare(deployed_at(k), bare_at(k));
             rows.push(Row::new(
                 format!(
                     "deployed {name} (summary line + mozlog to a file) req/s ÷ bare handler req/s"
@@ -232,7 +260,7 @@ impl Bench {
                 ratio,
             ));
         }
-        let (ratio, measured) = rounds.compare(QUIET, 0);
+        let (ratio, measured) = rounds.compare(QUIET, bare_at(0));
         rows.push(Row::new(
             "deployed `/__lbheartbeat__` with `DOCKERFLOW_LOG_PROBES=false` (no summary line for probes) req/s ÷ bare handler req/s",
             measured,
@@ -242,7 +270,7 @@ impl Bench {
         // The same server on the other paths: what the endpoint, the request id and its
         // response header cost before any line is written, the floor under the deployed rows.
         for (k, name) in names.iter().map(|(name, _)| name).enumerate().skip(1) {
-            let (ratio, measured) = rounds.compare(QUIET + k, 2 * k);
+            let (ratio, measured) = rounds.compare(QUIET + k, bare_at(k));
             rows.push(Row::new(
                 format!(
                     "deployed {name} with `DOCKERFLOW_LOG_PROBES=false` (no summary line: the endpoint and the request id) req/s ÷ bare handler req/s"
@@ -252,13 +280,21 @@ impl Bench {
                 ratio,
             ));
         }
+        // The part of that floor the contract's response header sets, whoever makes the id.
+        let (ratio, measured) = rounds.compare(ID_HEADER, bare_at(0));
+        rows.push(Row::new(
+            "bare handler with a fixed `X-Request-Id` response header (no middleware: what sending the id back costs) req/s ÷ bare handler req/s, `/__lbheartbeat__`",
+            measured,
+            Target::None,
+            ratio,
+        ));
         let in_process = self.in_process(&log)?;
-        let added = rounds.cpu(1) - rounds.cpu(UNLOGGED_LB);
+        let added = rounds.cpu(deployed_at(0)) - rounds.cpu(UNLOGGED_LB);
         rows.push(Row::new(
             "CPU µs per request that logging adds (deployed ÷ same server without the middleware, `/__lbheartbeat__`)",
             format!(
                 "{:.1} vs {:.1} µs/req; {} lines for {} answered requests",
-                rounds.cpu(1),
+                rounds.cpu(deployed_at(0)),
                 rounds.cpu(UNLOGGED_LB),
                 thousands(lines_written as f64),
                 thousands(requests_logged as f64)
