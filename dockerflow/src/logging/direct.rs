@@ -32,6 +32,10 @@ pub(super) struct Direct {
     writer: BatchWriter,
     /// Whether a dispatcher is the subscriber `init` installed.
     is_ours: fn(&Dispatch) -> bool,
+    /// What that subscriber's filter says of a summary line, at `INFO` and at `ERROR`, asked
+    /// once: it filters on targets and levels only, so the answer outside a span never
+    /// changes, and asking on every request cost a second trip through the dispatcher.
+    enabled: OnceLock<[bool; 2]>,
 }
 
 static DIRECT: OnceLock<Direct> = OnceLock::new();
@@ -43,6 +47,7 @@ pub(super) fn enable(middle: Middle, writer: BatchWriter, is_ours: fn(&Dispatch)
         heads: heads(&middle),
         writer,
         is_ours,
+        enabled: OnceLock::new(),
     });
 }
 
@@ -78,9 +83,10 @@ pub(crate) struct SummaryLine<'a> {
 ///
 /// While a request is handled, the line is not rendered here: its parts are copied into the
 /// writer's buffer for this thread ([`Record`]), and the writer thread renders them (redacted
-/// and escaped as the layer would) just before it writes them. The request pays for a clock
-/// reading and a copy of a few short texts, not for the rendering.
-pub(crate) fn write(level: Level, summary: &SummaryLine<'_>) -> bool {
+/// and escaped as the layer would) just before it writes them. The request pays for a copy of
+/// a few short texts, not for the rendering. `timestamp` is the line's time, in nanoseconds
+/// since the Unix epoch.
+pub(crate) fn write(level: Level, summary: &SummaryLine<'_>, timestamp: u64) -> bool {
     let Some(direct) = DIRECT.get() else {
         return false;
     };
@@ -90,15 +96,18 @@ pub(crate) fn write(level: Level, summary: &SummaryLine<'_>) -> bool {
     if !ours {
         return false;
     }
-    // What the filter says of the event (its call sites are the event's target and levels).
-    let enabled = match level {
-        Level::ERROR => tracing::enabled!(target: "request.summary", Level::ERROR),
-        _ => tracing::enabled!(target: "request.summary", Level::INFO),
-    };
-    if enabled {
+    // What the filter says of the event (its call sites are the event's target and levels),
+    // asked of the subscriber `init` installed, the current one here.
+    let enabled = direct.enabled.get_or_init(|| {
+        [
+            tracing::enabled!(target: "request.summary", Level::INFO),
+            tracing::enabled!(target: "request.summary", Level::ERROR),
+        ]
+    });
+    if enabled[usize::from(level == Level::ERROR)] {
         direct.writer.write_summary(&Record {
             error: level == Level::ERROR,
-            timestamp: super::mozlog::now_ns(),
+            timestamp,
             line: summary,
         });
     }

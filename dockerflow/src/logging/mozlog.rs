@@ -803,7 +803,12 @@ pub(super) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| {
-            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+            // In `u64` arithmetic: `as_nanos` multiplies in `u128`, and a summary line reads
+            // this clock twice.
+            since
+                .as_secs()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::from(since.subsec_nanos()))
         })
 }
 

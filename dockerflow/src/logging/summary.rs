@@ -6,9 +6,8 @@ use std::fmt;
 use std::future::{ready, Future, Ready};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -17,6 +16,7 @@ use actix_web::{Error, HttpRequest, HttpResponse, ResponseError};
 
 use crate::logging::context::RequestContext;
 use crate::logging::direct;
+use crate::logging::mozlog::now_ns;
 use crate::logging::RequestId;
 use crate::redact::redacted;
 use crate::Dockerflow;
@@ -128,10 +128,7 @@ where
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        // Each worker gets its own copy: a header name is reference-counted, and a count shared
-        // by the workers would move between their cores on every request.
-        let header = HeaderName::from_bytes(self.settings.header.as_str().as_bytes())
-            .unwrap_or_else(|_| self.settings.header.clone());
+        let header = static_name(&self.settings.header);
         ready(Ok(RequestSummaryMiddleware {
             service,
             settings: Arc::new(Settings {
@@ -140,6 +137,25 @@ where
             }),
         }))
     }
+}
+
+/// `name` as a header name with static text: copying it for each request's response and
+/// dropping it touch no reference count (one shared by the workers would move between their
+/// cores on every request). Each distinct name is made static once, for the life of the
+/// process: the names a process configures are few.
+fn static_name(name: &HeaderName) -> HeaderName {
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    let text = match names.iter().find(|text| **text == name.as_str()) {
+        Some(text) => text,
+        None => {
+            let text: &'static str = Box::leak(name.as_str().into());
+            names.push(text);
+            text
+        }
+    };
+    // A header name's text is lower case and valid: `from_static` takes it as it is.
+    HeaderName::from_static(text)
 }
 
 /// The service [`RequestSummary`] wraps around the app; not used directly.
@@ -192,7 +208,11 @@ pub fn set_uid(req: &HttpRequest, uid: impl Into<String>) {
 /// The parts of the request the summary needs, taken before the app gets the request (shared
 /// with it, not copied: header values and the URI are reference-counted).
 struct Summary {
-    start: Instant,
+    /// When the request came in, in nanoseconds since the Unix epoch: the clock of the line's
+    /// `Timestamp`, so the line's end time serves both and a request reads the clock twice,
+    /// not three times. `t` is wall-clock time, as python-dockerflow's is; a clock stepped
+    /// back while a request is handled gives 0.
+    start: u64,
     agent: Option<HeaderValue>,
     lang: Option<HeaderValue>,
     method: Method,
@@ -218,7 +238,8 @@ impl Summary {
     fn log(&self, context: &RequestContext, status: StatusCode, error: Option<&str>) {
         let code = status.as_u16();
         let errno = if code >= 500 { code } else { 0 };
-        let t = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now = now_ns();
+        let t = now.saturating_sub(self.start) / 1_000_000;
         let uid = context.uid();
         let agent = self.agent.as_ref().map_or(&[][..], HeaderValue::as_bytes);
         let lang = self.lang.as_ref().map_or(&[][..], HeaderValue::as_bytes);
@@ -242,7 +263,7 @@ impl Summary {
                 .then(|| self.uri.query().unwrap_or_default()),
             error,
         };
-        if direct::write(level, &line) {
+        if direct::write(level, &line, now) {
             return;
         }
         // Otherwise the event, with the same values; the texts that can carry a secret are
@@ -302,7 +323,7 @@ where
         // (a heartbeat hook's, a failing check's) still carry its id.
         let summarised = self.settings.log_probes || !crate::is_endpoint_path(req.path());
         let summary = summarised.then(|| Summary {
-            start: Instant::now(),
+            start: now_ns(),
             agent: header_value(req.headers(), header::USER_AGENT),
             lang: header_value(req.headers(), header::ACCEPT_LANGUAGE),
             method: req.method().clone(),
@@ -458,5 +479,22 @@ impl ResponseError for WithRequestId {
 fn send_id(headers: &mut HeaderMap, header: HeaderName, rid: &RequestId) {
     if let Some(value) = rid.header_value() {
         headers.insert(header, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_name_is_made_static_once_and_keeps_its_text() {
+        let configured = HeaderName::from_bytes(b"X-Trace-Id").unwrap();
+        let first = static_name(&configured);
+        let again = static_name(&HeaderName::from_bytes(b"x-trace-id").unwrap());
+        assert_eq!(first, configured);
+        assert_eq!(first.as_str(), "x-trace-id");
+        // The same leaked text, not a second copy.
+        assert!(std::ptr::eq(first.as_str(), again.as_str()));
+        assert_eq!(static_name(&header::USER_AGENT), header::USER_AGENT);
     }
 }
