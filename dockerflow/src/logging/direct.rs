@@ -5,10 +5,11 @@
 //! through `dyn Visit` for each of its ten fields before the layer can render it. When the
 //! subscriber is the one `init` made, with mozlog JSON lines, a filter on targets and levels
 //! only, and no layer of the app's that takes events (`init`, or `init_with` a `None`), the
-//! middleware knows what the layer would write: it asks the filter, then hands the line's
-//! parts to the writer ([`Record`]), whose thread renders the same bytes as the layer would
-//! (`tests/logging.rs` compares the two ways line by line). Any other subscriber, a span
-//! entered around the request, or a scoped subscriber (`with_default`) gets the event.
+//! middleware knows what the layer would write: it asks the filter (once: its answer for the
+//! summary's target and levels never changes), then hands the line's parts to the writer
+//! ([`Record`]), whose thread renders the same bytes as the layer would (`tests/logging.rs`
+//! compares the two ways line by line). Any other subscriber, a span entered around the
+//! request, or a scoped subscriber (`with_default`) gets the event.
 //!
 //! Rendering a line is most of what logging it costs (redaction, escaping, numbers as text):
 //! on the writer thread, it leaves the request's worker a clock reading and a copy of a few
