@@ -1130,8 +1130,23 @@ fn rust_log_filters_events_and_defaults_to_info() {
         );
     }
 
-    let warn = run_child("settings", &[("RUST_LOG", "warn")]);
-    assert!(summaries(&warn.mozlog()).is_empty(), "summaries are INFO");
+    let warn = run_child(
+        "settings",
+        &[
+            ("RUST_LOG", "warn"),
+            ("DOCKERFLOW_ENABLE_ERROR_ENDPOINT", "true"),
+        ],
+    );
+    // The filter's answer is per level: a failed request's summary is ERROR, and stays.
+    let failed = warn.of("child-error");
+    assert_eq!(summaries(&failed).len(), 1, "{failed:#?}");
+    assert_eq!(summaries(&failed)[0]["Severity"], 3);
+    assert!(
+        summaries(&warn.mozlog())
+            .iter()
+            .all(|l| l["Fields"]["rid"] == "child-error"),
+        "the other summaries are INFO"
+    );
     let levels = warn.of("child-levels");
     assert!(levels.iter().any(|l| l["Fields"]["msg"] == "a warning"));
     assert!(levels.iter().all(|l| l["Fields"]["msg"] != "a custom type"));
