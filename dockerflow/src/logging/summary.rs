@@ -83,7 +83,7 @@ impl RequestSummary {
         let config = dockerflow.config();
         RequestSummary {
             settings: Arc::new(Settings {
-                header: config.request_id_header().clone(),
+                header: static_name(config.request_id_header()),
                 log_querystring: config.log_querystring(),
                 log_probes: config.log_probes(),
             }),
@@ -128,13 +128,11 @@ where
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        let header = static_name(&self.settings.header);
+        // The workers share the settings: a request reads them and copies the header's name,
+        // which is static text, so no reference count moves between their cores.
         ready(Ok(RequestSummaryMiddleware {
             service,
-            settings: Arc::new(Settings {
-                header,
-                ..*self.settings
-            }),
+            settings: Arc::clone(&self.settings),
         }))
     }
 }
